@@ -1,0 +1,166 @@
+"""Compiled simulation kernels: one patient, or an ensemble of members in parallel.
+
+Every kernel takes per-minute inputs held over ``[k, k+1)``:
+
+* ``cho_g[k]``: carbohydrate *announced* at minute k (g). The patient eats it at
+  :data:`EAT_RATE_G_PER_MIN` (the cohort's 5 g/min); the remainder is queued.
+* ``insulin_u[k]``: insulin delivered during minute k (U), i.e. basal/60 plus any bolus.
+
+Meal bookkeeping follows the cohort convention (``specs/model.md``): when eating starts, the
+stomach content is remembered, and the meal size ``Dbar`` = that content + everything eaten since,
+which then stays until the next meal starts. That bookkeeping is part of each member's state: the
+``aux`` vector (see ``AUX_*``), alongside the 13 model states ``x``.
+
+Kernels write into caller-provided arrays and advance ``x`` and ``aux`` in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from edgetwin.model.integrate import N_WORK, dp5_segment, max_stable_step
+from edgetwin.model.params import N_STATES, P_BW, P_VG, X_GP, X_GS, X_QSTO1, X_QSTO2
+
+__all__ = [
+    "AUX_EATEN_G",
+    "AUX_H_HINT",
+    "AUX_LAST_EAT_G",
+    "AUX_PLANNED_G",
+    "AUX_QSTO_AT_START_MG",
+    "EAT_RATE_G_PER_MIN",
+    "N_AUX",
+    "ensemble_glucose",
+    "run_member",
+    "simulate_states",
+]
+
+EAT_RATE_G_PER_MIN = 5.0
+U_TO_PMOL = 6000.0
+
+N_AUX = 5
+AUX_PLANNED_G = 0  # announced but not yet eaten (g)
+AUX_QSTO_AT_START_MG = 1  # stomach content when the current meal started (mg)
+AUX_EATEN_G = 2  # eaten since the current meal started (g)
+AUX_LAST_EAT_G = 3  # eaten during the previous minute (g)
+AUX_H_HINT = 4  # integrator step size to try next (min)
+
+DEFAULT_RTOL = 1e-6
+
+
+@njit(cache=True)
+def run_member(
+    p: np.ndarray,
+    x: np.ndarray,
+    aux: np.ndarray,
+    cho_g: np.ndarray,
+    insulin_u: np.ndarray,
+    rtol: float,
+    stride: int,
+    out_rows: np.ndarray,
+    w: np.ndarray,
+) -> None:
+    """Advance one member over ``len(cho_g)`` minutes.
+
+    Row ``j`` of ``out_rows`` receives the state at minute ``j * stride`` (row 0 = the initial
+    state), for as many rows as ``out_rows`` has; pass zero rows for no output.
+    """
+    n_min = cho_g.shape[0]
+    record = out_rows.shape[0] > 0
+    if record:
+        for i in range(N_STATES):
+            out_rows[0, i] = x[i]
+    to_pmol = U_TO_PMOL / p[P_BW]
+    h_max = max_stable_step(p)
+    k = 0
+    while k < n_min:
+        planned = aux[AUX_PLANNED_G] + cho_g[k]
+        to_eat = EAT_RATE_G_PER_MIN if planned > EAT_RATE_G_PER_MIN else planned
+        if to_eat < 0.0:
+            to_eat = 0.0
+        planned -= to_eat
+        aux[AUX_PLANNED_G] = planned if planned > 0.0 else 0.0
+        if to_eat > 0.0 and aux[AUX_LAST_EAT_G] <= 0.0:
+            aux[AUX_QSTO_AT_START_MG] = x[X_QSTO1] + x[X_QSTO2]
+            aux[AUX_EATEN_G] = 0.0
+        if to_eat > 0.0:
+            aux[AUX_EATEN_G] += to_eat
+        aux[AUX_LAST_EAT_G] = to_eat
+        dbar = aux[AUX_QSTO_AT_START_MG] + 1000.0 * aux[AUX_EATEN_G]
+        ins = insulin_u[k]
+        length = 1
+        if to_eat <= 0.0:
+            # Not eating: extend over the following minutes whose inputs are the same.
+            while k + length < n_min and cho_g[k + length] == 0.0 and insulin_u[k + length] == ins:
+                length += 1
+        out_first = k // stride + 1
+        aux[AUX_H_HINT] = dp5_segment(
+            p,
+            x,
+            1000.0 * to_eat,
+            ins * to_pmol,
+            dbar,
+            length,
+            aux[AUX_H_HINT],
+            h_max,
+            rtol,
+            out_rows,
+            out_first,
+            stride,
+            k,
+            w,
+        )
+        k += length
+
+
+@njit(cache=True)
+def simulate_states(
+    p: np.ndarray,
+    x: np.ndarray,
+    aux: np.ndarray,
+    cho_g: np.ndarray,
+    insulin_u: np.ndarray,
+    rtol: float,
+    out_states: np.ndarray,
+) -> None:
+    """One patient, every minute: ``out_states[k]`` is the state at minute k (T+1 rows)."""
+    w = np.empty((N_WORK, N_STATES))
+    run_member(p, x, aux, cho_g, insulin_u, rtol, 1, out_states, w)
+
+
+@njit(cache=True, parallel=True)
+def ensemble_glucose(
+    params: np.ndarray,
+    x: np.ndarray,
+    aux: np.ndarray,
+    cho_g: np.ndarray,
+    insulin_u: np.ndarray,
+    rtol: float,
+    stride: int,
+    out_gsub_mg_dl: np.ndarray,
+    out_bg_mg_dl: np.ndarray,
+) -> None:
+    """N members × T minutes in one call, parallel over members.
+
+    ``params`` (N, 32) or (1, 32) shared; ``x`` (N, 13) and ``aux`` (N, N_AUX) advanced in place;
+    ``cho_g`` and ``insulin_u`` (N, T) or (1, T) shared. ``out_gsub_mg_dl`` and ``out_bg_mg_dl``
+    (N, T // stride + 1) receive subcutaneous and plasma glucose every ``stride`` minutes from
+    minute 0; either may have zero columns when not wanted.
+    """
+    n = x.shape[0]
+    n_rows = max(out_gsub_mg_dl.shape[1], out_bg_mg_dl.shape[1])
+    shared_p = params.shape[0] == 1
+    shared_in = cho_g.shape[0] == 1
+    for mm in prange(n):
+        m = np.int64(mm)
+        ip = np.int64(0) if shared_p else m
+        im = np.int64(0) if shared_in else m
+        pm = params[ip]
+        w = np.empty((N_WORK, N_STATES))
+        rows = np.empty((n_rows, N_STATES))
+        run_member(pm, x[m], aux[m], cho_g[im], insulin_u[im], rtol, stride, rows, w)
+        vg = pm[P_VG]
+        for j in range(out_gsub_mg_dl.shape[1]):
+            out_gsub_mg_dl[m, j] = rows[j, X_GS] / vg
+        for j in range(out_bg_mg_dl.shape[1]):
+            out_bg_mg_dl[m, j] = rows[j, X_GP] / vg
