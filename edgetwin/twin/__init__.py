@@ -1,0 +1,1 @@
+"""The living twin: state estimation, personalisation, forecasts and what-if on the model."""
