@@ -1,0 +1,58 @@
+"""The glucose risk a suggestion minimises: Kovatchev's risk function, lows weighted far more.
+
+Kovatchev et al. (Diabetes Care 1997; 2001) symmetrise the glucose scale with
+``f(BG) = 1.509 (ln(BG)^1.084 − 5.381)`` and take ``r = 10 f²``, which is zero at 112.5 mg/dL and
+equal for 50 and 250 mg/dL. We shift the zero to the patient's target (``BG × 112.5 / target``)
+and multiply the low branch by ``low_weight`` (default 10): a predicted 60 mg/dL costs as much
+as a predicted 400 mg/dL would with an equal weighting times about three.
+
+Lows are scored on a low quantile of the ensemble (the members that go lowest decide), highs on
+the expectation over members: a candidate that looks good on the median but sends one member in
+ten into a low is penalised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from edgetwin.metrics import risk_index
+from edgetwin.twin.ensemble import weighted_quantiles
+
+__all__ = ["KOVATCHEV_ZERO_MG_DL", "plan_risk", "quantile_trajectories"]
+
+KOVATCHEV_ZERO_MG_DL = 112.5
+"""Glucose (mg/dL) at which the Kovatchev risk is zero."""
+
+F64 = npt.NDArray[np.float64]
+
+
+def quantile_trajectories(glucose: F64, weights: F64, quantiles: tuple[float, ...]) -> F64:
+    """Quantiles across members for every plan: glucose (K, N, T) → (K, len(quantiles), T)."""
+    k = glucose.shape[0]
+    out = np.empty((k, len(quantiles), glucose.shape[2]))
+    for i in range(k):
+        out[i] = weighted_quantiles(glucose[i], weights, quantiles)
+    return out
+
+
+def plan_risk(
+    glucose: F64,
+    weights: F64,
+    target_mg_dl: float,
+    *,
+    low_quantile: float = 0.1,
+    low_weight: float = 10.0,
+) -> tuple[F64, F64]:
+    """Mean asymmetric risk over the horizon for each plan.
+
+    ``glucose`` (K plans, N members, T times) in mg/dL; ``weights`` (N,). Returns (cost (K,),
+    low-quantile trajectory (K, T)).
+    """
+    scale = KOVATCHEV_ZERO_MG_DL / target_mg_dl
+    low_traj = quantile_trajectories(glucose, weights, (low_quantile,))[:, 0, :]
+    rl, _ = risk_index(low_traj * scale)
+    _, rh = risk_index(glucose * scale)
+    expected_high = np.einsum("knt,n->kt", rh, weights)
+    cost = (low_weight * rl + expected_high).mean(axis=1)
+    return cost, low_traj
