@@ -606,8 +606,7 @@ class SafetyGate:
         if automatic:
             restricting = [f for f in r.cgm.findings if f.rule in RESTRICT_RULES]
             if restricting:
-                f = restricting[0]
-                r.decisions.append(Decision(f.rule, Outcome.REFUSED, f.message, f.values))
+                r.decisions.extend(Decision(f.rule, Outcome.REFUSED, f.message, f.values) for f in restricting)
                 return None
             last = self._last_auto_bolus(deliveries)
             if last is not None:
