@@ -132,9 +132,10 @@ def assess_cgm(
         if r.device_id == device_id:
             by_time[r.time_utc] = r
     own = [by_time[t] for t in sorted(by_time)]
+    ago = {t: (now_utc - t).total_seconds() / 60.0 for t in by_time}
 
     def minutes_ago(r: CgmReading) -> float:
-        return (now_utc - r.time_utc).total_seconds() / 60.0
+        return ago[r.time_utc]
 
     future = [r for r in own if -minutes_ago(r) > limits.future_tolerance_min]
     if future:
@@ -224,8 +225,9 @@ def assess_cgm(
     if in_noise.sum() >= 6:
         tn, gn = t[in_noise], g[in_noise]
         tn = tn - tn.mean()
-        coef = np.polyfit(tn, gn, 2)
-        resid = gn - np.polyval(coef, tn)
+        design = np.stack([np.ones_like(tn), tn, tn * tn], axis=1)
+        coef = np.linalg.lstsq(design, gn, rcond=None)[0]
+        resid = gn - design @ coef
         noise_sd = float(np.sqrt(np.sum(resid * resid) / (tn.size - 3)))
         if noise_sd > limits.noise_fallback_sd_mg_dl:
             findings.append(
@@ -272,7 +274,8 @@ def assess_cgm(
     start = -limits.trend_window_min if last_jump_t is None else max(-limits.trend_window_min, last_jump_t)
     in_trend = t >= start
     if in_trend.sum() >= 3 and (t[in_trend].max() - t[in_trend].min()) >= 5.0:
-        trend = float(np.polyfit(t[in_trend], g[in_trend], 1)[0])
+        tt = t[in_trend] - t[in_trend].mean()
+        trend = float(np.dot(tt, g[in_trend]) / np.dot(tt, tt))
     # From the reading's time to ``trend_horizon_min`` after now.
     forecast = glucose + (trend or 0.0) * (limits.trend_horizon_min + max(age, 0.0))
     return CgmAssessment(device_id, glucose, age, trend, forecast, noise_sd, tuple(findings))

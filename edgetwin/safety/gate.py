@@ -15,7 +15,9 @@ the max safe basal) and applies every rule of ``specs/safety.md`` in this order:
 6. temp basals: duration ≤ 30 min, rate in [0, max safe basal], pump increment, max IOB;
 7. boluses: pump state (fresh status, not suspended, not bolusing, reservoir as computed), max
    bolus, max IOB; automatic ones also ≤ 30 min of scheduled basal, ≤ half the computed need, one
-   per ``micro_bolus_interval_min``, and none on noisy or jumping data.
+   per ``micro_bolus_interval_min``, and none on noisy or jumping data. An automatic bolus may
+   carry the temp basal to run beside it (``rate_u_per_h``/``duration_min``, as oref0 pairs
+   them): that part passes step 6 and shares the max-IOB room.
 
 Every refusal, fallback, clamp, suspension and addition is a :class:`Decision` in the result.
 The suggestion's own predictions can only make the gate stricter (trigger a suspension), never
@@ -125,19 +127,20 @@ class GateResult:
             return ()
         if s.kind is SuggestionKind.KEEP_BASAL:
             return (PumpCommand(command_id, PumpCommandKind.CANCEL_TEMP_BASAL, s.created_utc),)
+        commands: list[PumpCommand] = []
+        if s.rate_u_per_h is not None and s.duration_min:
+            commands.append(
+                PumpCommand(
+                    command_id if s.kind not in _BOLUS_KINDS else f"{command_id}-temp",
+                    PumpCommandKind.TEMP_BASAL,
+                    s.created_utc,
+                    rate_u_per_h=s.rate_u_per_h,
+                    duration_min=s.duration_min,
+                )
+            )
         if s.kind in _BOLUS_KINDS:
-            return (PumpCommand(command_id, PumpCommandKind.BOLUS, s.created_utc, units=s.units),)
-        if s.rate_u_per_h is None or s.duration_min is None:
-            return ()
-        return (
-            PumpCommand(
-                command_id,
-                PumpCommandKind.TEMP_BASAL,
-                s.created_utc,
-                rate_u_per_h=s.rate_u_per_h,
-                duration_min=s.duration_min,
-            ),
-        )
+            commands.append(PumpCommand(command_id, PumpCommandKind.BOLUS, s.created_utc, units=s.units))
+        return tuple(commands)
 
     def as_dict(self) -> dict[str, object]:
         s = self.suggestion
@@ -279,13 +282,15 @@ class SafetyGate:
             )
             return self._finish(s, r, None)
 
-        low = self._low_glucose(s, r)
-        if low is not None:
+        low_handled, low = self._low_glucose(s, r)
+        if low_handled:
             return self._finish(s, r, low)
         if s.kind is SuggestionKind.KEEP_BASAL:
             return self._finish(s, r, s)
         if s.kind in _TEMP_KINDS:
             return self._finish(s, r, self._temp_basal(s, r))
+        if s.kind is SuggestionKind.MICRO_BOLUS and s.rate_u_per_h is not None:
+            return self._finish(s, r, self._bolus_with_temp(s, r, deliveries))
         return self._finish(s, r, self._bolus(s, r, deliveries))
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -354,8 +359,9 @@ class SafetyGate:
             rate_u_per_h=r.basal,
         )
 
-    def _low_glucose(self, s: Suggestion, r: _Review) -> Suggestion | None:
-        """Predictive low-glucose suspend and rescue carbs; None when no low is in sight."""
+    def _low_glucose(self, s: Suggestion, r: _Review) -> tuple[bool, Suggestion | None]:
+        """Predictive low-glucose suspend and rescue carbs: (False, None) when no low is in
+        sight, else (True, what to do instead — None for nothing)."""
         limits = self.limits
         cgm = r.cgm
         assert cgm is not None and cgm.glucose_mg_dl is not None
@@ -372,7 +378,7 @@ class SafetyGate:
                 f"the glucose trend reaches {cgm.forecast_mg_dl:.0f} mg/dL in {limits.trend_horizon_min:.0f} min"
             )
         if not why:
-            return None
+            return False, None
         values: dict[str, float | str] = {"glucose_mg_dl": round(glucose, 1), "threshold_mg_dl": thr}
         if predicted is not None:
             values["predicted_low_mg_dl"] = round(predicted, 1)
@@ -434,8 +440,8 @@ class SafetyGate:
                 and suspended_already
                 and not pump_suspended
             ):
-                return self._clamp_temp_duration(s, r)
-            return self._new(
+                return True, self._clamp_temp_duration(s, r)
+            return True, self._new(
                 r,
                 SuggestionKind.CARBS,
                 s.reason if s.kind is SuggestionKind.CARBS else "Glucose is low or about to be low.",
@@ -446,12 +452,12 @@ class SafetyGate:
         if suspended_already:
             if pump_suspended:
                 r.add(Rule.PUMP_SUSPENDED, Outcome.REFUSED, "the pump is already suspended")
-                return None
-            return self._clamp_temp_duration(s, r)
+                return True, None
+            return True, self._clamp_temp_duration(s, r)
         if pump_suspended:
             r.add(Rule.PUMP_SUSPENDED, Outcome.REFUSED, "the pump is already suspended")
-            return None
-        return self._new(
+            return True, None
+        return True, self._new(
             r,
             SuggestionKind.SUSPEND,
             "Insulin paused to prevent a low.",
@@ -479,11 +485,14 @@ class SafetyGate:
             return dataclasses.replace(s, duration_min=duration)
         return s
 
-    def _temp_basal(self, s: Suggestion, r: _Review) -> Suggestion | None:
+    def _temp_basal(self, s: Suggestion, r: _Review, *, reserved_u: float = 0.0) -> Suggestion | None:
+        """Temp basal rules; ``reserved_u``: IOB room already taken by a bolus sent with it."""
         limits = self.limits
         assert r.basal is not None and r.max_basal is not None and r.iob is not None
-        if s.kind is SuggestionKind.CARBS and s.rate_u_per_h is None:
-            return self._carbs_only(s, r)
+        if s.kind is SuggestionKind.CARBS:
+            s = self._carbs_only(s, r)
+            if s.rate_u_per_h is None:
+                return s
         s = self._clamp_temp_duration(s, r)
         duration = float(s.duration_min or limits.max_temp_basal_min)
         requested = float(s.rate_u_per_h or 0.0)
@@ -508,7 +517,7 @@ class SafetyGate:
             )
         rate = rounded
         if rate > r.basal + _EPS:
-            room = max(0.0, limits.effective_max_iob_u - r.iob)
+            room = max(0.0, limits.effective_max_iob_u - r.iob - reserved_u)
             excess = (rate - r.basal) * duration / 60.0
             if excess > room + _EPS:
                 capped = round_down(r.basal + room * 60.0 / duration, limits.basal_increment_u_per_h)
@@ -565,7 +574,34 @@ class SafetyGate:
             return False
         return True
 
+    def _bolus_with_temp(
+        self, s: Suggestion, r: _Review, deliveries: list[InsulinDelivery]
+    ) -> Suggestion | None:
+        """An automatic bolus with the temp basal to run beside it (oref0's pairing): each part
+        passes its own rules; the bolus comes first under the max IOB, the temp gets what is left."""
+        bolus = self._bolus(dataclasses.replace(s, rate_u_per_h=None, duration_min=None), r, deliveries)
+        reserved = bolus.units or 0.0 if bolus is not None else 0.0
+        temp = self._temp_basal(
+            dataclasses.replace(s, kind=SuggestionKind.TEMP_BASAL, units=None, need_u=None),
+            r,
+            reserved_u=reserved,
+        )
+        if bolus is None:
+            return temp
+        if temp is None:
+            return bolus
+        if (
+            bolus.units == s.units
+            and temp.rate_u_per_h == s.rate_u_per_h
+            and temp.duration_min == s.duration_min
+        ):
+            return s
+        return dataclasses.replace(
+            s, units=bolus.units, rate_u_per_h=temp.rate_u_per_h, duration_min=temp.duration_min
+        )
+
     def _bolus(self, s: Suggestion, r: _Review, deliveries: list[InsulinDelivery]) -> Suggestion | None:
+        """Bolus rules (manual and automatic)."""
         limits = self.limits
         assert r.basal is not None and r.iob is not None and r.cgm is not None
         automatic = s.kind is SuggestionKind.MICRO_BOLUS
@@ -606,7 +642,9 @@ class SafetyGate:
         if automatic:
             restricting = [f for f in r.cgm.findings if f.rule in RESTRICT_RULES]
             if restricting:
-                r.decisions.extend(Decision(f.rule, Outcome.REFUSED, f.message, f.values) for f in restricting)
+                r.decisions.extend(
+                    Decision(f.rule, Outcome.REFUSED, f.message, f.values) for f in restricting
+                )
                 return None
             last = self._last_auto_bolus(deliveries)
             if last is not None:
@@ -702,6 +740,10 @@ def _malformed(s: Suggestion) -> str:
         return "a suspension must have a zero rate"
     if k in _BOLUS_KINDS and not s.units:
         return "a bolus needs a number of units"
+    if k is SuggestionKind.BOLUS and s.rate_u_per_h is not None:
+        return "a bolus the patient confirms cannot carry a temp basal"
+    if k is SuggestionKind.MICRO_BOLUS and s.rate_u_per_h is not None and not s.duration_min:
+        return "the temp basal sent with an automatic bolus needs a duration"
     if k is SuggestionKind.CARBS and not s.carbs_g:
         return "a carbs suggestion needs grams"
     if k is SuggestionKind.CARBS and (s.rate_u_per_h or 0.0) > 0.0:

@@ -109,9 +109,12 @@ def scheduled_basal_iob_u(profile: TherapyProfile, now_utc: datetime, peak_min: 
     td = _duration_min(profile)
     n = int(math.ceil(td / _SLICE_MIN))
     ages = (np.arange(n) + 0.5) * _SLICE_MIN
-    units = np.array(
-        [profile.basal_at(now_utc - timedelta(minutes=float(age))) * _SLICE_MIN / 60.0 for age in ages]
-    )
+    if len(profile.basal_schedule) == 1:
+        units = np.full(n, profile.basal_schedule[0][1] * _SLICE_MIN / 60.0)
+    else:
+        units = np.array(
+            [profile.basal_at(now_utc - timedelta(minutes=float(age))) * _SLICE_MIN / 60.0 for age in ages]
+        )
     return float(np.dot(units, iob_fraction(ages, td, peak_min)))
 
 

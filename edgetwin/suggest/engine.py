@@ -75,10 +75,10 @@ class SuggesterConfig:
     quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
     """Reported trajectories; the first is the low quantile lows are scored and guarded on."""
     low_weight: float = 10.0
-    temp_multipliers: tuple[float, ...] = (0.0, 0.5, 1.5, 2.0, 3.0, 4.0)
-    need_grid_basal_h: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+    temp_multipliers: tuple[float, ...] = (0.0, 0.5, 1.5, 2.5, 4.0)
+    need_grid_basal_h: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     """Bolus sizes tried for the insulin need, in hours of scheduled basal."""
-    meal_bolus_factors: tuple[float, ...] = (0.0, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5)
+    meal_bolus_factors: tuple[float, ...] = (0.0, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0)
     """Meal bolus sizes tried, as fractions of carbs/CR + correction."""
     insulin_penalty: float = 0.05
     """Cost per 100 mg/dL of glucose-lowering (U × ISF) beyond the scheduled basal: a tie-breaker
@@ -256,42 +256,66 @@ class _Cycle:
         n_temp = 1 + len(temps)
         need = _grid_minimum([0.0, *grid], np.concatenate([[first.cost[0]], first.cost[n_temp:]]))
 
-        options: list[_Candidate] = []
-        if lim.closed_loop and lim.max_micro_bolus_basal_min > 0:
+        # Extra insulin now: in closed loop an automatic bolus (at most 30 min of basal and half
+        # the need, with the scheduled basal beside it); in open loop a correction bolus.
+        cgm = self.inputs.cgm
+        automatic = (
+            lim.closed_loop
+            and lim.max_micro_bolus_basal_min > 0
+            and (cgm is None or cgm.automatic_bolus_allowed)
+        )
+        option: _Candidate | None = None
+        if automatic:
             cap = self.basal * lim.max_micro_bolus_basal_min / 60.0
-            units = round_down(min(cap, lim.micro_bolus_need_fraction * need), lim.bolus_increment_u)
+            half = lim.micro_bolus_need_fraction * need
+            units = round_down(min(cap, half), lim.bolus_increment_u)
             if units > 0:
-                notes: list[str] = []
-                if cap < lim.micro_bolus_need_fraction * need:
-                    notes.append(
-                        f"automatic bolus capped at {lim.max_micro_bolus_basal_min:.0f} min of scheduled basal "
-                        f"({cap:.2f} U) of the {need:.2f} U needed"
-                    )
-                else:
-                    notes.append(f"automatic bolus is half of the {need:.2f} U needed")
-                options.append(_Candidate(SuggestionKind.MICRO_BOLUS, units=units, notes=tuple(notes)))
+                note = (
+                    f"automatic bolus capped at {lim.max_micro_bolus_basal_min:.0f} min of scheduled basal "
+                    f"({cap:.2f} U) of the {need:.2f} U needed"
+                    if cap < half
+                    else f"automatic bolus is {lim.micro_bolus_need_fraction:.0%} of the {need:.2f} U needed"
+                )
+                option = _Candidate(
+                    SuggestionKind.MICRO_BOLUS,
+                    rate_u_per_h=round_down(self.basal, lim.basal_increment_u_per_h),
+                    duration_min=lim.max_temp_basal_min,
+                    units=units,
+                    notes=(note,),
+                )
         elif not lim.closed_loop:
             units = round_down(min(need, lim.max_bolus_u), lim.bolus_increment_u)
             if units >= cfg.open_loop_min_bolus_u:
-                bolus_notes = (
-                    (f"bolus capped at the max bolus of {lim.max_bolus_u:.2f} U",)
+                option = _Candidate(
+                    SuggestionKind.BOLUS,
+                    units=units,
+                    notes=(f"bolus capped at the max bolus of {lim.max_bolus_u:.2f} U",)
                     if need > lim.max_bolus_u
-                    else ()
+                    else (),
                 )
-                options.append(_Candidate(SuggestionKind.BOLUS, units=units, notes=bolus_notes))
-        extra = self.score(options) if options else None
 
-        cands = [self.keep, *temps] + (extra.candidates if extra else [])
-        costs = list(first.cost[:n_temp]) + (list(extra.cost) if extra else [])
-        if extra is not None and not lim.closed_loop:
-            costs[-1] += cfg.bolus_prompt_cost
-        lows = [first.low[i] for i in range(n_temp)] + (
-            [extra.low[i] for i in range(len(options))] if extra else []
-        )
-        gl = [first.glucose[i] for i in range(n_temp)] + (
-            [extra.glucose[i] for i in range(len(options))] if extra else []
-        )
+        cands = [self.keep, *temps]
+        costs = list(first.cost[:n_temp])
+        lows = [first.low[i] for i in range(n_temp)]
+        gl = [first.glucose[i] for i in range(n_temp)]
         best = int(np.argmin(costs))
+        if option is not None:
+            extra = self.score([option])
+            cands.append(option)
+            lows.append(extra.low[0])
+            gl.append(extra.glucose[0])
+            if option.kind is SuggestionKind.MICRO_BOLUS:
+                # Repeated every cycle, small automatic boluses outpace any temp basal; the myopic
+                # comparison would favour the temp, so prefer the bolus whenever more insulin is
+                # wanted (best temp at or above the schedule) and it beats doing nothing.
+                costs.append(float(extra.cost[0]))
+                wants_more = (cands[best].rate_u_per_h or self.basal) >= self.basal
+                if (wants_more and costs[-1] <= costs[0]) or costs[-1] < costs[best]:
+                    best = len(cands) - 1
+            else:
+                costs.append(float(extra.cost[0]) + cfg.bolus_prompt_cost)
+                if costs[-1] < costs[best]:
+                    best = len(cands) - 1
 
         # Rescue carbs when even a suspension leaves a low within the rescue horizon.
         suspend_idx = next((i for i, c in enumerate(cands) if c.kind is SuggestionKind.SUSPEND), None)
@@ -302,7 +326,7 @@ class _Cycle:
                 if carbs is not None:
                     return carbs
         chosen = cands[best]
-        need_u = need if chosen.kind is SuggestionKind.MICRO_BOLUS else (need if need > 0 else None)
+        need_u = need if need > 0 else None
         return self.build(chosen, gl[best], headline=self._headline(chosen), need_u=need_u)
 
     def meal_bolus(self) -> Suggestion | None:

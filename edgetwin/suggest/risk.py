@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetwin.metrics import risk_index
-from edgetwin.twin.ensemble import weighted_quantiles
 
 __all__ = ["KOVATCHEV_ZERO_MG_DL", "plan_risk", "quantile_trajectories"]
 
@@ -28,11 +27,31 @@ F64 = npt.NDArray[np.float64]
 
 
 def quantile_trajectories(glucose: F64, weights: F64, quantiles: tuple[float, ...]) -> F64:
-    """Quantiles across members for every plan: glucose (K, N, T) → (K, len(quantiles), T)."""
-    k = glucose.shape[0]
-    out = np.empty((k, len(quantiles), glucose.shape[2]))
-    for i in range(k):
-        out[i] = weighted_quantiles(glucose[i], weights, quantiles)
+    """Quantiles across members for every plan: glucose (K, N, T) → (K, len(quantiles), T).
+
+    Same definition as :func:`~edgetwin.twin.ensemble.weighted_quantiles` (weighted empirical
+    CDF at member midpoints, linear in between, flat beyond), vectorised over plans and times.
+    """
+    k, n, t = glucose.shape
+    if n == 1:
+        return np.repeat(glucose, len(quantiles), axis=1)
+    w = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    order = np.argsort(glucose, axis=1)
+    vs = np.take_along_axis(glucose, order, axis=1)
+    ws = w[order]
+    cdf = np.cumsum(ws, axis=1) - 0.5 * ws
+    out = np.empty((k, len(quantiles), t))
+    for i, q in enumerate(quantiles):
+        j = np.count_nonzero(cdf < q, axis=1)  # first index with cdf >= q
+        hi = np.minimum(j, n - 1)[:, None, :]
+        lo = np.maximum(j - 1, 0)[:, None, :]
+        c_lo = np.take_along_axis(cdf, lo, axis=1)[:, 0, :]
+        c_hi = np.take_along_axis(cdf, hi, axis=1)[:, 0, :]
+        v_lo = np.take_along_axis(vs, lo, axis=1)[:, 0, :]
+        v_hi = np.take_along_axis(vs, hi, axis=1)[:, 0, :]
+        span = c_hi - c_lo
+        frac = np.where(span > 0, (q - c_lo) / np.where(span > 0, span, 1.0), 0.0)
+        out[:, i, :] = v_lo + np.clip(frac, 0.0, 1.0) * (v_hi - v_lo)
     return out
 
 

@@ -158,10 +158,10 @@ class TwinTrialController:
         self.kinds[str(s.kind)] += 1
         if s.kind is SuggestionKind.KEEP_BASAL:
             self.pump.cancel_temp(minute)
-        elif s.kind in (SuggestionKind.BOLUS, SuggestionKind.MICRO_BOLUS):
-            self.pump.bolus(minute, s.units or 0.0, automatic=s.kind is SuggestionKind.MICRO_BOLUS)
-        elif s.rate_u_per_h is not None and s.duration_min:
+        if s.rate_u_per_h is not None and s.duration_min and s.kind is not SuggestionKind.KEEP_BASAL:
             self.pump.set_temp(minute, s.rate_u_per_h, s.duration_min)
+        if s.kind in (SuggestionKind.BOLUS, SuggestionKind.MICRO_BOLUS):
+            self.pump.bolus(minute, s.units or 0.0, automatic=s.kind is SuggestionKind.MICRO_BOLUS)
         if s.kind is SuggestionKind.CARBS and s.carbs_g:
             self.rescue_carbs_g += s.carbs_g
             self.rescue_count += 1

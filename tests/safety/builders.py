@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-
 from edgetwin.messages import CgmReading, InsulinDelivery, InsulinKind, PumpStatus, Suggestion, SuggestionKind
 from edgetwin.safety import GateInputs, SafetyLimits
 from edgetwin.therapy import TherapyProfile
@@ -35,7 +34,11 @@ def limits(**kw: object) -> SafetyLimits:
 
 
 def readings(
-    values: list[float] | None = None, *, every_min: float = 5.0, newest_age_min: float = 0.0, device: str = "cgm"
+    values: list[float] | None = None,
+    *,
+    every_min: float = 5.0,
+    newest_age_min: float = 0.0,
+    device: str = "cgm",
 ) -> list[CgmReading]:
     """Readings oldest first; the last one ``newest_age_min`` before NOW."""
     vals = values if values is not None else [150.0 + 0.3 * i for i in range(13)]
@@ -49,7 +52,9 @@ def readings(
 def basal_history(rate: float = 1.0, hours: float = 6.0) -> list[InsulinDelivery]:
     n = int(hours * 12)
     return [
-        InsulinDelivery(NOW - timedelta(minutes=5 * (i + 1)), rate / 12.0, InsulinKind.BASAL, "pump", duration_min=5)
+        InsulinDelivery(
+            NOW - timedelta(minutes=5 * (i + 1)), rate / 12.0, InsulinKind.BASAL, "pump", duration_min=5
+        )
         for i in range(n)
     ]
 
@@ -91,5 +96,3 @@ def inputs(**kw: object) -> GateInputs:
     }
     args.update(kw)
     return GateInputs(**args)  # type: ignore[arg-type]
-
-

@@ -33,7 +33,9 @@ def test_virtual_cgm_noise_is_not_called_noisy() -> None:
     values = [sensor.measure(int(m), 140.0 + 40.0 * np.sin(m / 180.0)) for m in t]
     flagged = 0
     for end in range(20, len(t), 10):
-        window = [CgmReading(NOW - timedelta(minutes=3 * (end - i)), v, "cgm") for i, v in enumerate(values[:end])]
+        window = [
+            CgmReading(NOW - timedelta(minutes=3 * (end - i)), v, "cgm") for i, v in enumerate(values[:end])
+        ]
         a = assess_cgm(window[-25:], NOW, limits(), "cgm")
         flagged += a.noisy
     assert flagged == 0

@@ -65,16 +65,43 @@ def test_micro_bolus_caps_half_need_interval_and_mode() -> None:
     assert r.suggestion is not None and r.suggestion.units == 0.3
     assert Rule.MICRO_BOLUS_HALF_NEED in rules(r)
     # The gate remembers its own approval: a second one a minute later is refused.
-    r2 = gate.review(suggestion(K.MICRO_BOLUS, units=0.2, need_u=4.0), inputs(now_utc=NOW + timedelta(minutes=1)))
+    r2 = gate.review(
+        suggestion(K.MICRO_BOLUS, units=0.2, need_u=4.0), inputs(now_utc=NOW + timedelta(minutes=1))
+    )
     assert r2.suggestion is None and Rule.MICRO_BOLUS_INTERVAL in rules(r2)
     # ... and so does the pump's record of one it delivered two minutes ago.
-    hist = [*basal_history(), InsulinDelivery(NOW - timedelta(minutes=2), 0.2, InsulinKind.MICRO_BOLUS, "pump")]
-    r3 = SafetyGate(limits()).review(suggestion(K.MICRO_BOLUS, units=0.2, need_u=4.0), inputs(deliveries=hist))
+    hist = [
+        *basal_history(),
+        InsulinDelivery(NOW - timedelta(minutes=2), 0.2, InsulinKind.MICRO_BOLUS, "pump"),
+    ]
+    r3 = SafetyGate(limits()).review(
+        suggestion(K.MICRO_BOLUS, units=0.2, need_u=4.0), inputs(deliveries=hist)
+    )
     assert r3.suggestion is None and Rule.MICRO_BOLUS_INTERVAL in rules(r3)
     no_need = SafetyGate(limits()).review(suggestion(K.MICRO_BOLUS, units=0.2), inputs())
     assert no_need.suggestion is None and Rule.MICRO_BOLUS_HALF_NEED in rules(no_need)
-    open_loop = SafetyGate(limits(mode="open-loop")).review(suggestion(K.MICRO_BOLUS, units=0.2, need_u=4.0), inputs())
+    open_loop = SafetyGate(limits(mode="open-loop")).review(
+        suggestion(K.MICRO_BOLUS, units=0.2, need_u=4.0), inputs()
+    )
     assert open_loop.suggestion is None and Rule.MODE in rules(open_loop)
+
+
+def test_an_automatic_bolus_with_its_temp_basal_shares_the_iob_room() -> None:
+    s = suggestion(K.MICRO_BOLUS, units=0.5, need_u=4.0, rate_u_per_h=3.0, duration_min=30)
+    r = SafetyGate(limits(max_iob_u=1.0)).review(s, inputs())
+    g = r.suggestion
+    assert g is not None and g.kind is K.MICRO_BOLUS and g.rate_u_per_h is not None and g.units is not None
+    assert (g.rate_u_per_h - 1.0) * 0.5 + g.units <= 1.0 + 1e-9
+    assert Rule.MAX_IOB in rules(r)
+    kinds = [c.kind for c in r.pump_commands("c7")]
+    assert kinds == [PumpCommandKind.TEMP_BASAL, PumpCommandKind.BOLUS]
+    # When the bolus part is refused the temp basal still goes.
+    hist = [
+        *basal_history(),
+        InsulinDelivery(NOW - timedelta(minutes=1), 0.2, InsulinKind.MICRO_BOLUS, "pump"),
+    ]
+    r = SafetyGate(limits()).review(dataclasses.replace(s, rate_u_per_h=1.5), inputs(deliveries=hist))
+    assert r.suggestion is not None and r.suggestion.kind is K.TEMP_BASAL and r.suggestion.rate_u_per_h == 1.5
 
 
 def test_no_automatic_bolus_after_a_jump_or_on_noise() -> None:
@@ -82,7 +109,9 @@ def test_no_automatic_bolus_after_a_jump_or_on_noise() -> None:
     r = SafetyGate(limits()).review(suggestion(K.MICRO_BOLUS, units=0.3, need_u=2.0), inputs(readings=jumpy))
     assert r.suggestion is None and Rule.JUMP in rules(r)
     # A temp basal is still allowed on the same data.
-    r = SafetyGate(limits()).review(suggestion(K.TEMP_BASAL, rate_u_per_h=2.0, duration_min=30), inputs(readings=jumpy))
+    r = SafetyGate(limits()).review(
+        suggestion(K.TEMP_BASAL, rate_u_per_h=2.0, duration_min=30), inputs(readings=jumpy)
+    )
     assert r.suggestion is not None and r.suggestion.rate_u_per_h == 2.0
 
 
@@ -107,10 +136,14 @@ def test_reservoir_within_tolerance_and_missing_pump_status() -> None:
     assert r.suggestion is None and Rule.RESERVOIR_MISMATCH in rules(r)
     r = SafetyGate(limits()).review(suggestion(K.BOLUS, units=1.0), inputs(pump=None))
     assert r.suggestion is None and Rule.PUMP_STATUS in rules(r)
-    r = SafetyGate(limits()).review(suggestion(K.TEMP_BASAL, rate_u_per_h=2.0, duration_min=30), inputs(pump=None))
+    r = SafetyGate(limits()).review(
+        suggestion(K.TEMP_BASAL, rate_u_per_h=2.0, duration_min=30), inputs(pump=None)
+    )
     assert r.suggestion is None and Rule.PUMP_STATUS in rules(r)
     # Lowering insulin needs no fresh pump status.
-    r = SafetyGate(limits()).review(suggestion(K.TEMP_BASAL, rate_u_per_h=0.5, duration_min=30), inputs(pump=None))
+    r = SafetyGate(limits()).review(
+        suggestion(K.TEMP_BASAL, rate_u_per_h=0.5, duration_min=30), inputs(pump=None)
+    )
     assert r.suggestion is not None and r.suggestion.rate_u_per_h == 0.5
 
 
@@ -120,7 +153,9 @@ def test_old_future_or_expired_suggestions_are_refused() -> None:
     assert Rule.SUGGESTION_STALE in rules(gate.review(old, inputs()))
     future = suggestion(K.BOLUS, units=1.0, created_utc=NOW + timedelta(minutes=2))
     assert Rule.SUGGESTION_STALE in rules(gate.review(future, inputs()))
-    expired = suggestion(K.TEMP_BASAL, rate_u_per_h=2, duration_min=30, expires_utc=NOW - timedelta(seconds=1))
+    expired = suggestion(
+        K.TEMP_BASAL, rate_u_per_h=2, duration_min=30, expires_utc=NOW - timedelta(seconds=1)
+    )
     r = gate.review(expired, inputs())
     assert r.suggestion is None and Rule.SUGGESTION_EXPIRED in rules(r)
 
@@ -189,10 +224,14 @@ def test_rescue_carbs_when_low_and_not_again_within_the_interval() -> None:
     assert Rule.RESCUE_CARBS in rules(r)
     later = gate.review(
         suggestion(K.SUSPEND, rate_u_per_h=0.0, duration_min=30, created_utc=NOW + timedelta(minutes=5)),
-        inputs(readings=low, now_utc=NOW + timedelta(minutes=5), pump=pump(time_utc=NOW + timedelta(minutes=5))),
+        inputs(
+            readings=low, now_utc=NOW + timedelta(minutes=5), pump=pump(time_utc=NOW + timedelta(minutes=5))
+        ),
     )
     assert later.suggestion is not None and later.suggestion.kind is K.SUSPEND
-    big = gate.review(suggestion(K.CARBS, carbs_g=80.0, rate_u_per_h=0.0, duration_min=30), inputs(readings=low))
+    big = gate.review(
+        suggestion(K.CARBS, carbs_g=80.0, rate_u_per_h=0.0, duration_min=30), inputs(readings=low)
+    )
     assert big.suggestion is not None and big.suggestion.carbs_g == 30.0
 
 
@@ -231,5 +270,7 @@ def test_the_gate_does_not_import_the_suggester() -> None:
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.startswith("edgetwin.suggest") for n in names), path
-    code = "import sys, edgetwin.safety; assert not [m for m in sys.modules if m.startswith('edgetwin.suggest')]"
+    code = (
+        "import sys, edgetwin.safety; assert not [m for m in sys.modules if m.startswith('edgetwin.suggest')]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root.parents[1])

@@ -51,12 +51,18 @@ def test_a_bolus_counts_fully_then_decays_and_a_suspension_goes_negative() -> No
 
 def test_future_dated_deliveries_count_as_fully_on_board() -> None:
     prof = profile(basal=1.0)
-    hist = [*basal_history(1.0, 8.0), InsulinDelivery(NOW + timedelta(hours=3), 1.5, InsulinKind.BOLUS, "pump")]
+    hist = [
+        *basal_history(1.0, 8.0),
+        InsulinDelivery(NOW + timedelta(hours=3), 1.5, InsulinKind.BOLUS, "pump"),
+    ]
     assert net_iob_u(hist, prof, NOW, 75.0) == pytest.approx(1.5, abs=0.02)
 
 
 def test_short_profile_durations_are_raised_to_five_hours() -> None:
-    hist = [*basal_history(1.0, 8.0), InsulinDelivery(NOW - timedelta(hours=3.5), 3.0, InsulinKind.BOLUS, "pump")]
+    hist = [
+        *basal_history(1.0, 8.0),
+        InsulinDelivery(NOW - timedelta(hours=3.5), 3.0, InsulinKind.BOLUS, "pump"),
+    ]
     short = net_iob_u(hist, profile(insulin_duration_h=3.0), NOW, 75.0)
     five = net_iob_u(hist, profile(insulin_duration_h=5.0), NOW, 75.0)
     assert short == pytest.approx(five) and short > 0.1

@@ -47,14 +47,23 @@ def test_open_loop_is_the_default_and_max_iob_defaults_to_twice_max_bolus() -> N
         ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "mode": "closed-loop"}, "max_iob_u"),
         ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "stale_after_min": 20}, "stale_after_min"),
         ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "max_temp_basal_min": 60}, "max_temp_basal_min"),
-        ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "micro_bolus_need_fraction": 0.8}, "micro_bolus_need_fraction"),
-        ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "micro_bolus_interval_min": 1}, "micro_bolus_interval_min"),
+        (
+            {"max_basal_u_per_h": 2, "max_bolus_u": 5, "micro_bolus_need_fraction": 0.8},
+            "micro_bolus_need_fraction",
+        ),
+        (
+            {"max_basal_u_per_h": 2, "max_bolus_u": 5, "micro_bolus_interval_min": 1},
+            "micro_bolus_interval_min",
+        ),
         ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "reservoir_tolerance_u": 0.5}, "reservoir_tolerance_u"),
         ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "suggestion_max_age_s": 120}, "suggestion_max_age_s"),
         ({"max_basal_u_per_h": 2, "max_bolus_u": True}, "max_bolus_u"),
         ({"max_basal_u_per_h": "2", "max_bolus_u": 5}, "max_basal_u_per_h"),
         ({"max_basal_u_per_h": float("nan"), "max_bolus_u": 5}, "max_basal_u_per_h"),
-        ({"max_basal_u_per_h": 2, "max_bolus_u": 5, "rescue_carbs_g": 40, "max_rescue_carbs_g": 20}, "rescue_carbs_g"),
+        (
+            {"max_basal_u_per_h": 2, "max_bolus_u": 5, "rescue_carbs_g": 40, "max_rescue_carbs_g": 20},
+            "rescue_carbs_g",
+        ),
     ],
 )
 def test_bad_limits_are_refused_naming_the_key(table: dict[str, object], key: str) -> None:
