@@ -15,7 +15,7 @@ from typing import Protocol
 
 from edgetwin.errors import EdgeTwinError
 from edgetwin.messages import CgmReading, Suggestion, SuggestionKind
-from edgetwin.safety import GateInputs, SafetyGate, SafetyLimits, assess_cgm
+from edgetwin.safety import GateInputs, GateResult, SafetyGate, SafetyLimits, assess_cgm
 from edgetwin.suggest import Suggester, SuggestInputs
 from edgetwin.therapy import TherapyProfile
 from edgetwin.trial.estimator import Estimator
@@ -86,6 +86,7 @@ class TwinTrialController:
         start_utc: datetime,
         *,
         cgm_device_id: str = "sim-cgm",
+        keep_history: bool = False,
     ) -> None:
         self.estimator = estimator
         self.suggester = suggester
@@ -102,6 +103,8 @@ class TwinTrialController:
         self.rescue_count = 0
         self._pending_meal_g = 0.0
         self._seq = 0
+        self.history: list[tuple[int, GateResult]] | None = [] if keep_history else None
+        """Every (minute, gate result) when ``keep_history`` (tests and diagnostics)."""
 
     def on_cgm(self, minute: int, mg_dl: float) -> None:
         t = self.start_utc + timedelta(minutes=minute)
@@ -149,6 +152,8 @@ class TwinTrialController:
         suggestion, inputs = self.suggest(minute)
         self._pending_meal_g = 0.0  # the patient is asked once per announcement
         result = self.gate.review(suggestion, inputs)
+        if self.history is not None:
+            self.history.append((minute, result))
         for d in result.interventions:
             self.interventions[str(d.rule)] += 1
         s = result.suggestion

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -170,8 +171,13 @@ def make_estimator(kind: str, patient: VirtualPatient) -> Estimator:
     raise UnknownPatientError(f"unknown estimator {kind!r}; known: {', '.join(ESTIMATORS)}")
 
 
-def run_patient(job: PatientJob) -> PatientOutcome:
-    """Run one patient for ``job.settings.days`` days under ``job.controller``."""
+def run_patient(
+    job: PatientJob, *, on_controller: Callable[[TrialController], None] | None = None
+) -> PatientOutcome:
+    """Run one patient for ``job.settings.days`` days under ``job.controller``.
+
+    ``on_controller`` is called with the controller before the run (tests use it to keep the
+    gate's decisions)."""
     t0 = time.perf_counter()
     st = job.settings
     name = job.patient
@@ -213,6 +219,8 @@ def run_patient(job: PatientJob) -> PatientOutcome:
     else:
         raise UnknownPatientError(f"unknown controller {job.controller!r}; known: {', '.join(CONTROLLERS)}")
 
+    if on_controller is not None:
+        on_controller(controller)
     period = max(1, int(round(sensor.sample_time_min)))
     gsub = np.empty(minutes + 1)
     insulin = np.zeros(minutes)

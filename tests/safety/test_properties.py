@@ -263,10 +263,15 @@ def _check_limits(
     assert all(d.message for d in result.decisions)
     event(f"gated: {'none' if g is None else g.kind}{' unchanged' if result.unchanged else ''}")
     cgm = result.cgm
-    if cgm is not None and not cgm.fallback and cgm.glucose_mg_dl is not None:
-        if cgm.glucose_mg_dl <= lim.suspend_threshold_mg_dl:
-            # At or below the threshold: insulin paused (or nothing sent), never more.
-            assert g is None or (g.kind in (K.SUSPEND, K.CARBS) and (g.rate_u_per_h or 0.0) == 0.0)
+    at_low = (
+        cgm is not None
+        and not cgm.fallback
+        and cgm.glucose_mg_dl is not None
+        and cgm.glucose_mg_dl <= lim.suspend_threshold_mg_dl
+    )
+    if at_low:
+        # At or below the threshold: insulin paused (or nothing sent), never more.
+        assert g is None or (g.kind in (K.SUSPEND, K.CARBS) and (g.rate_u_per_h or 0.0) == 0.0)
     if g is None or g.kind is K.KEEP_BASAL:
         return
     basal = prof.basal_at(NOW)
