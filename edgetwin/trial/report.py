@@ -103,16 +103,16 @@ def write_report(report: dict[str, Any], path: str | Path) -> None:
 
 
 _COLS = (
-    ("TIR%", "tir_70_180_pct", "{:6.1f}"),
-    ("<70%", "tbr_70_pct", "{:6.2f}"),
-    ("<54%", "tbr_54_pct", "{:6.2f}"),
-    (">180%", "tar_180_pct", "{:6.1f}"),
-    (">250%", "tar_250_pct", "{:6.1f}"),
-    ("mean", "mean_mg_dl", "{:6.1f}"),
-    ("CV%", "cv_pct", "{:6.1f}"),
-    ("LBGI", "lbgi", "{:6.2f}"),
-    ("HBGI", "hbgi", "{:6.2f}"),
-    ("U/day", "insulin_u_per_day", "{:6.1f}"),
+    ("TIR%", "tir_70_180_pct", "{:7.1f}"),
+    ("<70%", "tbr_70_pct", "{:7.2f}"),
+    ("<54%", "tbr_54_pct", "{:7.2f}"),
+    (">180%", "tar_180_pct", "{:7.1f}"),
+    (">250%", "tar_250_pct", "{:7.1f}"),
+    ("mean", "mean_mg_dl", "{:7.1f}"),
+    ("CV%", "cv_pct", "{:7.1f}"),
+    ("LBGI", "lbgi", "{:7.2f}"),
+    ("HBGI", "hbgi", "{:7.2f}"),
+    ("U/day", "insulin_u_per_day", "{:7.1f}"),
 )
 
 
@@ -120,7 +120,7 @@ def _row(label: str, controller: str, values: dict[str, Any], extra: str) -> str
     cells = []
     for _, key, fmt in _COLS:
         v = values.get(key)
-        cells.append(fmt.format(v) if isinstance(v, (int, float)) else f"{'-':>6}")
+        cells.append(fmt.format(v) if isinstance(v, (int, float)) else f"{'-':>7}")
     return f"{label:<16}{controller:<13}{''.join(cells)}  {extra}"
 
 
@@ -140,7 +140,7 @@ def format_table(report: dict[str, Any], *, per_patient: bool = True) -> str:
     if report["controller"] == "twin":
         lines.append(f"Twin controller estimator: {report['estimator_note']}.")
     lines.append("Metrics on true subcutaneous glucose every minute (mg/dL); group rows are patient means.")
-    header = f"{'patient/group':<16}{'controller':<13}" + "".join(f"{h:>6}" for h, _, _ in _COLS)
+    header = f"{'patient/group':<16}{'controller':<13}" + "".join(f"{h:>7}" for h, _, _ in _COLS)
     lines.append(header + "  gate interventions (top 3)")
     ref = report.get("reference")
     ref_patients = {p["patient"]: p for p in ref["patients"]} if ref else {}
