@@ -233,10 +233,12 @@ def _encode_col(col: Col, values: list[Any]) -> Any:
     return C.enc_raw(vals)
 
 
-def _default_blob_policy(kind: str, records: Sequence[WireRecord]) -> list[bytes | None]:
+def _latest_blob(records: Sequence[WireRecord]) -> list[bytes | None]:
     blobs: list[bytes | None] = [None] * len(records)
-    if records:
-        blobs[-1] = records[-1].record.blob
+    for i in range(len(records) - 1, -1, -1):
+        if records[i].record.blob is not None:
+            blobs[i] = records[i].record.blob
+            break
     return blobs
 
 
@@ -256,7 +258,7 @@ def encode_body(
         for col in kind.cols:
             if col.type == "bytes" and name == "checkpoint":
                 if blobs == "latest":
-                    values: list[Any] = _default_blob_policy(name, recs)
+                    values: list[Any] = _latest_blob(recs)
                 elif blobs == "all":
                     values = [r.record.blob for r in recs]
                 else:

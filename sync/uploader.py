@@ -13,7 +13,9 @@ The gateway runs it from asyncio through a thread (requests and SQLite both bloc
     report = await asyncio.to_thread(uploader.sync_once)   # e.g. every 5 minutes
 
 ``Store`` is thread-safe (one lock), so this thread and the gateway's store thread can share it.
-Intermediate twin snapshots are thinned when the backlog exceeds ``max_backlog`` (readings,
+Twin checkpoints always travel as their summary; the opaque blob of the newest one goes up at
+most every ``blob_interval_h`` hours (default daily: a full-state backup for a replacement
+gateway; None never sends blobs). Intermediate twin snapshots are thinned when the backlog exceeds ``max_backlog`` (readings,
 treatments, suggestions and decisions never are).
 """
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 from edgetwin.store import Store
 from edgetwin.timeutil import to_epoch_ms
@@ -30,6 +31,8 @@ from sync.errors import RejectedError, TransportError
 from sync.transport import CloudClient
 
 __all__ = ["UploadReport", "Uploader"]
+
+_LAST_BLOB = "last_blob_ms"
 
 log = logging.getLogger("edgetwin.sync")
 
@@ -56,25 +59,37 @@ class Uploader:
         max_items: int = 2000,
         max_batches: int = 20,
         max_backlog: int = 50_000,
-        blobs: Literal["latest", "all", "none"] = "latest",
+        blob_interval_h: float | None = 24.0,
     ) -> None:
         self._store = store
         self._client = client
         self.max_items = max_items
         self.max_batches = max_batches
         self.max_backlog = max_backlog
-        self.blobs = blobs
+        self.blob_interval_ms = None if blob_interval_h is None else int(blob_interval_h * 3_600_000)
 
-    def encoded_batch(self) -> tuple[int, bytes, int] | None:
-        """(batch seq, bytes, records) of the batch to send next, or None when all is synced."""
+    def encoded_batch(self) -> tuple[int, bytes, int, int | None] | None:
+        """(batch seq, bytes, records, time of the twin blob it carries or None) of the batch to
+        send next, or None when all is synced."""
         batch = self._store.open_batch(self.max_items)
         if batch is None:
             return None
         items = self._store.batch_items(batch)
         records = [WireRecord(i.kind, i.row_id, i.record, i.origin) for i in items]
+        blob_ms = self._blob_due(records)
         data = encode_batch(self._client.gateway_id, batch.batch_seq, to_epoch_ms(batch.created_utc), records,
-                            blobs=self.blobs)  # fmt: skip
-        return batch.batch_seq, data, len(records)
+                            blobs="none" if blob_ms is None else "latest")  # fmt: skip
+        return batch.batch_seq, data, len(records), blob_ms
+
+    def _blob_due(self, records: list[WireRecord]) -> int | None:
+        """Time of the newest twin blob in ``records`` if it is due for upload, else None."""
+        if self.blob_interval_ms is None:
+            return None
+        newest = max((to_epoch_ms(r.record.time_utc) for r in records
+                      if r.kind == "checkpoint" and r.record.blob is not None), default=None)  # fmt: skip
+        if newest is None or newest - self._store.sync_value(_LAST_BLOB, -(2**62)) < self.blob_interval_ms:
+            return None
+        return newest
 
     def sync_once(self) -> UploadReport:
         thinned = self._store.thin_outbox(max_backlog=self.max_backlog)
@@ -85,7 +100,7 @@ class Uploader:
             nxt = self.encoded_batch()
             if nxt is None:
                 break
-            seq, data, n = nxt
+            seq, data, n, blob_ms = nxt
             try:
                 answer = self._client.post_batch(data)
             except RejectedError as exc:
@@ -100,6 +115,8 @@ class Uploader:
                 log.error("%s", error)
                 break
             self._store.ack_batch(seq)
+            if blob_ms is not None:
+                self._store.set_sync_value(_LAST_BLOB, blob_ms)
             batches, records, sent = batches + 1, records + n, sent + len(data)
         backlog = self._store.outbox_backlog()
         return UploadReport(batches, records, sent, backlog, thinned, error, rejected)

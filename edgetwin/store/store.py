@@ -572,6 +572,26 @@ class Store:
         """The outbox sequence number up to which everything was acknowledged by the cloud."""
         return self._read("reading the sync cursor", self._cursor)
 
+    def sync_value(self, key: str, default: int = 0) -> int:
+        """An integer the sync side keeps with the outbox (e.g. when a twin blob was last sent)."""
+
+        def q(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
+            return default if row is None else int(row[0])
+
+        return self._read("reading sync state", q)
+
+    def set_sync_value(self, key: str, value: int) -> None:
+        if key == "cursor":
+            raise ValueError("the cursor moves only through ack_batch")
+        self._write(
+            "writing sync state",
+            lambda c: c.execute(
+                "INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, int(value)),
+            ),
+        )
+
     def outbox_backlog(self) -> int:
         """Outbox items not yet acknowledged (including those in an open batch)."""
         return self._read(
