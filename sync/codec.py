@@ -5,7 +5,7 @@ A batch travels as an *envelope* (a msgpack map)::
     {"v": 1,              schema version; any other value is rejected
      "gw": "gw-7f3a",     gateway id
      "sq": 42,            batch sequence number: (gw, sq) makes an upload idempotent
-     "ts": 1709272800000, when the gateway built it (UTC ms)
+     "ts": 1709272800000, optional: when the gateway built it (UTC ms; default 0)
      "z": 1,              1 when "b" is zlib-compressed (used only when it is smaller)
      "b": <bytes>}        the body
 
@@ -20,8 +20,8 @@ row id, for idempotent storage of events) and, for readings and treatments, ``or
 Precision: readings, treatments, pump data, suggestions and decisions are lossless (numbers are
 scaled to the fewest decimals that reproduce them exactly). Twin checkpoints are an opaque blob
 plus summary numbers; the summaries are quantized by unit (:func:`summary_step`): ``*_mg_dl``
-0.1 mg/dL, ``*_mg_dl_per_min`` 0.01, ``*_u`` and ``*_u_per_h`` 0.001 U, ``*_g`` 0.1 g, ``*_pct`` and
-``*_min`` 0.1, anything else 1e-4. Only the newest checkpoint of a batch carries its blob by
+1 mg/dL (a CGM's own resolution), ``*_mg_dl_per_min`` 0.1, ``*_u`` and ``*_u_per_h`` 0.01 U (finer
+than any pump's 0.05 U step), ``*_g``, ``*_pct`` and ``*_min`` 1, anything else 0.001. Only the newest checkpoint of a batch carries its blob by
 default (intermediate blobs are low value; see ``blobs=``).
 
 Decoding is bounded: :data:`MAX_WIRE_BYTES` on the wire, :data:`MAX_BODY_BYTES` after
@@ -56,6 +56,7 @@ from edgetwin.store.records import GateDecision, GateFinding, TwinCheckpoint
 from edgetwin.timeutil import from_epoch_ms, to_epoch_ms
 from sync import columns as C
 from sync.errors import PayloadError, PayloadTooLargeError
+from sync.zdict import ZDICT_V1
 
 __all__ = [
     "KINDS",
@@ -97,7 +98,9 @@ class SyncBatch:
 
 # --- column specs --------------------------------------------------------------------------
 
-ColType = Literal["time", "num", "int", "str", "flag", "bytes", "raw", "status", "rr", "findings", "opt_bool"]
+ColType = Literal[
+    "time", "reltime", "num", "int", "str", "flag", "bytes", "raw", "status", "rr", "findings", "opt_bool"
+]
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ class Kind:
     cls: Callable[..., Any]
     cols: tuple[Col, ...]
     has_origin: bool = False
+
+    @property
+    def cols_time(self) -> str:
+        """The attribute holding the record's time (the first time column)."""
+        return next(c.attr for c in self.cols if c.type == "time")
 
 
 def _t(key: str = "t", attr: str = "time_utc") -> Col:
@@ -159,7 +167,7 @@ KINDS: dict[str, Kind] = {
             Col("dt", "detail", "str", ""),
         )),
         Kind("suggestion", Suggestion, (
-            _t("t", "created_utc"), _t("x", "expires_utc"), Col("k", "kind", "str", ""),
+            _t("t", "created_utc"), Col("x", "expires_utc", "reltime", 0), Col("k", "kind", "str", ""),
             Col("rs", "reason", "str", ""), Col("r", "rate_u_per_h", "num"), Col("du", "duration_min", "num"),
             Col("u", "units", "num"), Col("c", "carbs_g", "num"), Col("rv", "reservoir_u", "num"),
         )),
@@ -183,17 +191,17 @@ _COLUMN_KEYS = {name: {c.key for c in k.cols} | {"id", "or", "s"} for name, k in
 def summary_step(name: str) -> float:
     """The precision a twin summary value is synced at, from its unit suffix."""
     for suffix, step in (
-        ("_mg_dl_per_min", 0.01),
-        ("_mg_dl", 0.1),
-        ("_u_per_h", 0.001),
-        ("_u", 0.001),
-        ("_g", 0.1),
-        ("_pct", 0.1),
-        ("_min", 0.1),
+        ("_mg_dl_per_min", 0.1),
+        ("_mg_dl", 1.0),
+        ("_u_per_h", 0.01),
+        ("_u", 0.01),
+        ("_g", 1.0),
+        ("_pct", 1.0),
+        ("_min", 1.0),
     ):
         if name.endswith(suffix):
             return step
-    return 1e-4
+    return 1e-3
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -207,10 +215,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _encode_col(col: Col, values: list[Any]) -> Any:
+def _encode_col(col: Col, values: list[Any], base_ms: int, times: list[int]) -> Any:
     vals = [_plain(v) for v in values]
     if col.type == "time":
-        return C.enc_time(vals)
+        return C.enc_time([v - base_ms for v in vals])
+    if col.type == "reltime":
+        return C.enc_int([v - t for v, t in zip(vals, times, strict=True)])
     if col.type == "num":
         return C.enc_num(vals)
     if col.type == "int":
@@ -252,8 +262,15 @@ def encode_body(
             raise ValueError(f"cannot sync records of kind {r.kind!r}")
         by_kind.setdefault(r.kind, []).append(r)
     body: dict[str, Any] = {}
+    all_times = [
+        to_epoch_ms(getattr(r.record, KINDS[r.kind].cols_time)) for rs in by_kind.values() for r in rs
+    ]
+    base_ms = min(all_times, default=0)
+    if by_kind:
+        body["t0"] = base_ms
     for name, recs in by_kind.items():
         kind = KINDS[name]
+        times = [to_epoch_ms(getattr(r.record, kind.cols_time)) for r in recs]
         cols: dict[str, Any] = {"id": C.enc_int([r.edge_id for r in recs])}
         for col in kind.cols:
             if col.type == "bytes" and name == "checkpoint":
@@ -267,9 +284,9 @@ def encode_body(
                     cols[col.key] = C.enc_bytes(values)
                 continue
             values = [getattr(r.record, col.attr) for r in recs]
-            if all(v == col.default for v in values) and col.type != "time":
+            if all(v == col.default for v in values) and col.type not in ("time", "reltime"):
                 continue  # an all-default column is left out: the decoder restores it
-            cols[col.key] = _encode_col(col, values)
+            cols[col.key] = _encode_col(col, values, base_ms, times)
         if kind.has_origin:
             cols["or"] = C.enc_str([r.origin for r in recs])
         if name == "checkpoint":
@@ -301,13 +318,14 @@ def encode_batch(
     body = encode_body(records, blobs=blobs)
     z = 0
     if compress:
-        packed = zlib.compress(body, 9)
+        c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, ZDICT_V1)
+        packed = c.compress(body) + c.flush()
         if len(packed) < len(body):
-            body, z = packed, 1
-    return msgpack.packb(
-        {"v": SCHEMA_VERSION, "gw": gateway_id, "sq": int(batch_seq), "ts": int(sent_ms), "z": z, "b": body},
-        use_bin_type=True,
-    )
+            body, z = packed, 2
+    env: dict[str, Any] = {"v": SCHEMA_VERSION, "gw": gateway_id, "sq": int(batch_seq), "z": z, "b": body}
+    if sent_ms:
+        env["ts"] = int(sent_ms)
+    return msgpack.packb(env, use_bin_type=True)
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -325,8 +343,8 @@ def _unpack(data: bytes, where: str, limit: int) -> Any:
         raise PayloadError(f"not valid msgpack ({type(exc).__name__}: {exc})", where=where) from None
 
 
-def _inflate(data: bytes) -> bytes:
-    d = zlib.decompressobj()
+def _inflate(data: bytes, z: int) -> bytes:
+    d = zlib.decompressobj() if z == 1 else zlib.decompressobj(-15, ZDICT_V1)
     try:
         out = d.decompress(data, MAX_BODY_BYTES)
     except zlib.error as exc:
@@ -370,13 +388,13 @@ def decode_envelope(data: bytes) -> tuple[str, int, int, bytes]:
     if not isinstance(gw, str) or not 0 < len(gw) <= GATEWAY_ID_MAX:
         raise PayloadError("missing or bad gateway id", where="envelope.gw")
     seq = _int_field(env, "sq", 1, 2**62)
-    ts = _int_field(env, "ts", 0, 2**62)
-    z = _int_field(env, "z", 0, 1) if "z" in env else 0
+    ts = _int_field(env, "ts", 0, 2**62) if "ts" in env else 0
+    z = _int_field(env, "z", 0, 2) if "z" in env else 0
     body = env.get("b", b"")
     if not isinstance(body, bytes):
         raise PayloadError("body must be bytes", where="envelope.b")
     if z:
-        body = _inflate(body)
+        body = _inflate(body, z)
     elif len(body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError("body too large", where="envelope.b")
     return gw, seq, ts, body
@@ -388,6 +406,9 @@ def decode_batch(data: bytes) -> SyncBatch:
     body = _unpack(raw_body, "body", MAX_BODY_BYTES) if raw_body else {}
     if not isinstance(body, dict):
         raise PayloadError("expected a map of kinds", where="body")
+    base_ms = body.pop("t0", 0)
+    if not isinstance(base_ms, int) or isinstance(base_ms, bool) or not 0 <= base_ms < 2**53:
+        raise PayloadError("bad time base", where="body.t0")
     unknown = set(body) - set(KINDS)
     if unknown:
         raise PayloadError(f"unknown record kinds {sorted(map(str, unknown))}", where="body")
@@ -403,13 +424,22 @@ def decode_batch(data: bytes) -> SyncBatch:
         total += n
         if total > MAX_ROWS:
             raise PayloadTooLargeError(f"more than {MAX_ROWS} rows", where=name)
-        out.extend(_decode_kind(kind, n, section.get("c", {})))
+        out.extend(_decode_kind(kind, n, section.get("c", {}), base_ms))
     return SyncBatch(gw, seq, ts, tuple(out))
 
 
-def _decode_col(col: Col, obj: Any, n: int, where: str) -> list[Any]:
+def _decode_col(col: Col, obj: Any, n: int, where: str, base_ms: int, times: list[int]) -> list[Any]:
     if col.type == "time":
-        return [from_epoch_ms(v) for v in _check_times(C.dec_time(obj, n, where), where)]
+        return [
+            from_epoch_ms(v) for v in _check_times([base_ms + v for v in C.dec_time(obj, n, where)], where)
+        ]
+    if col.type == "reltime":
+        rel = C.dec_int(obj, n, where)
+        if any(v is None for v in rel):
+            raise PayloadError("missing relative time", where=where)
+        return [
+            from_epoch_ms(v) for v in _check_times([t + v for t, v in zip(times, rel, strict=True)], where)
+        ]  # type: ignore[operator]
     if col.type == "num":
         return C.dec_num(obj, n, where)
     if col.type == "int":
@@ -474,7 +504,7 @@ def _findings(v: Any, where: str) -> tuple[GateFinding, ...]:
     return tuple(out)
 
 
-def _decode_kind(kind: Kind, n: int, cols: Any) -> list[WireRecord]:
+def _decode_kind(kind: Kind, n: int, cols: Any, base_ms: int) -> list[WireRecord]:
     where = kind.name
     if not isinstance(cols, dict):
         raise PayloadError("expected a map of columns", where=f"{where}.c")
@@ -484,9 +514,16 @@ def _decode_kind(kind: Kind, n: int, cols: Any) -> list[WireRecord]:
     ids = C.dec_int(cols["id"], n, f"{where}.id") if "id" in cols else [0] * n
     origins = C.dec_str(cols["or"], n, f"{where}.or") if "or" in cols and kind.has_origin else [""] * n
     values: dict[str, list[Any]] = {}
+    times: list[int] = [base_ms] * n
     for col in kind.cols:
         if col.key in cols:
-            values[col.attr] = _decode_col(col, cols[col.key], n, f"{where}.{col.key}")
+            values[col.attr] = _decode_col(col, cols[col.key], n, f"{where}.{col.key}", base_ms, times)
+            if col.attr == kind.cols_time:
+                times = [to_epoch_ms(t) for t in values[col.attr]]
+        elif col.type == "time":
+            values[col.attr] = [from_epoch_ms(base_ms)] * n
+        elif col.type == "reltime":
+            values[col.attr] = [from_epoch_ms(t) for t in times]
         else:
             values[col.attr] = [col.default] * n
     summaries: list[dict[str, float]] = [{} for _ in range(n)]

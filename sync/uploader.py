@@ -77,7 +77,7 @@ class Uploader:
         items = self._store.batch_items(batch)
         records = [WireRecord(i.kind, i.row_id, i.record, i.origin) for i in items]
         blob_ms = self._blob_due(records)
-        data = encode_batch(self._client.gateway_id, batch.batch_seq, to_epoch_ms(batch.created_utc), records,
+        data = encode_batch(self._client.gateway_id, batch.batch_seq, 0, records,
                             blobs="none" if blob_ms is None else "latest")  # fmt: skip
         return batch.batch_seq, data, len(records), blob_ms
 

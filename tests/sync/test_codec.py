@@ -52,11 +52,11 @@ def test_a_day_round_trips_with_readings_lossless() -> None:
 
 
 def test_precision_steps_follow_units() -> None:
-    assert summary_step("pred_60_mg_dl") == 0.1
-    assert summary_step("trend_mg_dl_per_min") == 0.01
-    assert summary_step("iob_u") == 0.001
-    assert summary_step("cob_g") == 0.1
-    assert summary_step("sensitivity_ratio") == 1e-4
+    assert summary_step("pred_60_mg_dl") == 1.0
+    assert summary_step("trend_mg_dl_per_min") == 0.1
+    assert summary_step("iob_u") == 0.01
+    assert summary_step("cob_g") == 1.0
+    assert summary_step("sensitivity_ratio") == 1e-3
 
 
 finite = st.floats(0, 1000, allow_nan=False, allow_infinity=False)
@@ -152,4 +152,4 @@ def test_mutated_real_batches_decode_or_raise_payload_error(data: st.DataObject)
 def test_snapshot_without_blob_still_carries_its_summary() -> None:
     cp = TwinCheckpoint(datetime(2024, 1, 1, tzinfo=UTC), "twin", 3, b"abc", {"glucose_mg_dl": 101.23})
     [got] = decode_batch(encode_batch("gw", 1, 0, wire([cp]), blobs="none")).records
-    assert got.record.blob is None and got.record.summary == {"glucose_mg_dl": pytest.approx(101.2)}
+    assert got.record.blob is None and got.record.summary == {"glucose_mg_dl": 101.0}

@@ -29,12 +29,18 @@ def _batch(gw: str, seq: int = 1) -> bytes:
 
 def _post(cloud: Cloud, cred: Credential | None, body: bytes, *, path: str = "/v1/batches",
           method: str = "POST", skew_ms: int = 0) -> requests.Response:  # fmt: skip
-    headers = {} if cred is None else sign_request(cred, method, path, body, now_ms=int(time.time() * 1000) + skew_ms)
+    headers = (
+        {}
+        if cred is None
+        else sign_request(cred, method, path, body, now_ms=int(time.time() * 1000) + skew_ms)
+    )
     return requests.request(method, cloud.url + path, data=body, headers=headers, timeout=10)
 
 
 def _total(cloud: Cloud, patient: str) -> int:
-    return sum(cloud.db.count(patient, k) for k in ("cgm", "meter", "insulin", "carbs", "suggestion", "checkpoint"))
+    return sum(
+        cloud.db.count(patient, k) for k in ("cgm", "meter", "insulin", "carbs", "suggestion", "checkpoint")
+    )
 
 
 def test_missing_wrong_and_unknown_credentials_get_401(cloud: Cloud) -> None:
@@ -98,10 +104,14 @@ def test_plain_http_is_refused_off_loopback() -> None:
 
 _malformed = st.one_of(
     st.binary(max_size=600),
-    st.builds(lambda d: msgpack.packb(d, use_bin_type=True),
-              st.dictionaries(st.sampled_from(["v", "gw", "sq", "ts", "z", "b", "x"]),
-                              st.one_of(st.integers(-5, 5), st.text(max_size=5), st.binary(max_size=40), st.none()),
-                              max_size=6)),  # fmt: skip
+    st.builds(
+        lambda d: msgpack.packb(d, use_bin_type=True),
+        st.dictionaries(
+            st.sampled_from(["v", "gw", "sq", "ts", "z", "b", "x"]),
+            st.one_of(st.integers(-5, 5), st.text(max_size=5), st.binary(max_size=40), st.none()),
+            max_size=6,
+        ),
+    ),  # fmt: skip
 )
 
 
