@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from sync.errors import AuthError, CredentialError
 
@@ -136,6 +137,12 @@ def sign_request(cred: Credential, method: str, path: str, body: bytes, *, now_m
     }
 
 
+class KeyLookup(Protocol):
+    """Gateway id → secret key (None when unknown or revoked)."""
+
+    def get(self, gateway_id: str, /) -> bytes | None: ...
+
+
 class NonceCache:
     """Nonces seen within the skew window; bounded (oldest evicted past ``max_entries``).
 
@@ -170,7 +177,7 @@ def verify_signature(
     method: str,
     path: str,
     body: bytes,
-    key_for: Mapping[str, bytes] | object,
+    key_for: KeyLookup,
     *,
     now_ms: int,
     nonces: NonceCache,
@@ -194,7 +201,7 @@ def verify_signature(
         ts_ms = int(ts)
     except ValueError:
         raise AuthError("malformed timestamp") from None
-    key = key_for.get(gw)  # type: ignore[attr-defined]
+    key = key_for.get(gw)
     if key is None:
         hmac.compare_digest(sig, "0" * 64)  # same work for unknown gateways
         raise AuthError("unknown gateway or bad signature")

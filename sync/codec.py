@@ -437,9 +437,8 @@ def _decode_col(col: Col, obj: Any, n: int, where: str, base_ms: int, times: lis
         rel = C.dec_int(obj, n, where)
         if any(v is None for v in rel):
             raise PayloadError("missing relative time", where=where)
-        return [
-            from_epoch_ms(v) for v in _check_times([t + v for t, v in zip(times, rel, strict=True)], where)
-        ]  # type: ignore[operator]
+        absolute = [t + (v or 0) for t, v in zip(times, rel, strict=True)]
+        return [from_epoch_ms(v) for v in _check_times(absolute, where)]
     if col.type == "num":
         return C.dec_num(obj, n, where)
     if col.type == "int":

@@ -124,7 +124,7 @@ def validate_params(params: Mapping[str, float], name: str = "personalised") -> 
     if problems:
         raise UpdateRejectedError("parameter update rejected", problems)
     try:
-        pp = PatientParams(name=name, **{n: float(params[n]) for n in PARAM_NAMES})
+        pp = PatientParams.from_vector(name, [float(params[n]) for n in PARAM_NAMES])
     except ValueError as exc:
         raise UpdateRejectedError("parameter update rejected", [str(exc)]) from None
     out = pp.out_of_bounds()

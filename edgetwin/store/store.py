@@ -563,6 +563,23 @@ class Store:
             "reading the schema version", lambda c: int(c.execute("PRAGMA user_version").fetchone()[0])
         )
 
+    def records_after(self, kind: str, after_row_id: int, limit: int = 500) -> list[OutboxItem]:
+        """Rows of table ``kind`` with id > ``after_row_id``, oldest first, as outbox items
+        (``seq`` 0): a cursor by row id for secondary destinations (e.g. Nightscout) that keep
+        their own progress. Back-filled records get new, higher ids, so none is skipped."""
+        if kind not in rows.TABLES:
+            raise ValueError(f"unknown kind {kind!r}")
+        t = rows.TABLES[kind]
+        has_origin = kind in ("cgm", "meter", "insulin", "carbs")
+        sql = f"SELECT * FROM {kind} WHERE id > ? ORDER BY id LIMIT ?"
+        return self._read(
+            f"reading {kind}",
+            lambda c: [
+                OutboxItem(0, kind, r["id"], t.from_row(r), r["origin"] if has_origin else "")
+                for r in c.execute(sql, (after_row_id, limit))
+            ],
+        )
+
     # --- sync outbox -------------------------------------------------------------------
 
     def _cursor(self, conn: sqlite3.Connection) -> int:

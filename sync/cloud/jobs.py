@@ -160,7 +160,8 @@ def load_identify(spec: str) -> IdentifyFn:
         raise SyncError(f"cannot load identification function {spec!r}: {exc}") from exc
     if not callable(fn):
         raise SyncError(f"{spec!r} is not callable")
-    return fn  # type: ignore[no-any-return]
+    identify: IdentifyFn = fn
+    return identify
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def record_document(w: WireRecord) -> dict[str, Any]:
     doc.pop("blob", None)
     if w.origin:
         doc["origin"] = w.origin
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def record_time_ms(w: WireRecord) -> int:

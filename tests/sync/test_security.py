@@ -111,7 +111,7 @@ _malformed = st.one_of(
             st.one_of(st.integers(-5, 5), st.text(max_size=5), st.binary(max_size=40), st.none()),
             max_size=6,
         ),
-    ),  # fmt: skip
+    ),
 )
 
 
