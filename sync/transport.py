@@ -90,6 +90,10 @@ class CloudClient:
         """Server clock minus ours, learnt from a rejected stale timestamp."""
 
     @property
+    def credential(self) -> Credential:
+        return self._cred
+
+    @property
     def gateway_id(self) -> str:
         return self._cred.gateway_id
 
