@@ -274,7 +274,13 @@ class Store:
     def _now_ms(self) -> int:
         return to_epoch_ms(self._clock.now_utc())
 
-    def _insert(self, conn: sqlite3.Connection, record: object, origin: str | None) -> Ack:
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        record: object,
+        origin: str | None,
+        keep_blobs: int = DEFAULT_KEEP_CHECKPOINT_BLOBS,
+    ) -> Ack:
         table = rows.table_for(record)
         if table.find_duplicate is not None:
             found = table.find_duplicate(conn, record)
@@ -288,6 +294,12 @@ class Store:
         conn.execute(
             "INSERT INTO sync_outbox(kind, row_id, time_ms) VALUES (?, ?, ?)", (table.name, row_id, time_ms)
         )
+        if table.name == "checkpoint":
+            conn.execute(
+                "UPDATE checkpoint SET blob = NULL WHERE blob IS NOT NULL AND id NOT IN "
+                "(SELECT id FROM checkpoint WHERE blob IS NOT NULL ORDER BY id DESC LIMIT ?)",
+                (keep_blobs,),
+            )
         return Ack(table.name, row_id)
 
     # --- writes ------------------------------------------------------------------------
@@ -370,16 +382,9 @@ class Store:
         if keep_blobs < 1:
             raise ValueError("keep_blobs must be >= 1")
 
-        def tx(conn: sqlite3.Connection) -> Ack:
-            ack = self._insert(conn, checkpoint, None)
-            conn.execute(
-                "UPDATE checkpoint SET blob = NULL WHERE blob IS NOT NULL AND id NOT IN "
-                "(SELECT id FROM checkpoint WHERE blob IS NOT NULL ORDER BY id DESC LIMIT ?)",
-                (keep_blobs,),
-            )
-            return ack
-
-        return self._write("saving a twin checkpoint", tx)
+        return self._write(
+            "saving a twin checkpoint", lambda conn: self._insert(conn, checkpoint, None, keep_blobs)
+        )
 
     # --- queries -----------------------------------------------------------------------
 

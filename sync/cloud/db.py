@@ -222,27 +222,32 @@ class CloudDB:
             conn.close()
 
     def _apply(self, conn: Any, group: list[tuple[Callable[[Any], Any], Future[Any]]]) -> None:
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        """One transaction for the whole group; if any write in it fails, the group is rolled
+        back and each write retried alone, so one bad request never fails the others."""
         try:
             with self._tx(conn) as c:
-                for i, (fn, fut) in enumerate(group):
-                    c.execute(f"SAVEPOINT s{i}")
-                    try:
-                        results.append((fut, fn(c), None))
-                        c.execute(f"RELEASE SAVEPOINT s{i}")
-                    except Exception as exc:  # one bad request must not fail its group
-                        c.execute(f"ROLLBACK TO SAVEPOINT s{i}")
-                        c.execute(f"RELEASE SAVEPOINT s{i}")
-                        results.append((fut, None, exc))
-        except Exception as exc:  # the commit itself failed: nobody is acknowledged
-            for _, fut in group:
-                fut.set_exception(SyncError(f"database write failed: {exc}"))
-            return
-        for fut, value, err in results:
-            if err is not None:
-                fut.set_exception(err)
+                values = [fn(c) for fn, _ in group]
+        except Exception:
+            if len(group) == 1:
+                self._apply_alone(conn, group[0])
             else:
-                fut.set_result(value)
+                for item in group:
+                    self._apply_alone(conn, item)
+            return
+        for (_, fut), value in zip(group, values, strict=True):
+            fut.set_result(value)
+
+    def _apply_alone(self, conn: Any, item: tuple[Callable[[Any], Any], Future[Any]]) -> None:
+        fn, fut = item
+        try:
+            with self._tx(conn) as c:
+                value = fn(c)
+        except SyncError as exc:
+            fut.set_exception(exc)
+        except Exception as exc:  # the write or its commit failed: not acknowledged
+            fut.set_exception(SyncError(f"database write failed: {exc}"))
+        else:
+            fut.set_result(value)
 
     def submit(self, fn: Callable[[Any], Any]) -> Future[Any]:
         """Queue a write; the future resolves after the group holding it has committed."""

@@ -22,6 +22,8 @@ __all__ = ["identity", "record_document", "record_time_ms"]
 
 
 def _plain(v: Any) -> Any:
+    if v is None or type(v) in (int, float, str, bool):
+        return v
     if isinstance(v, datetime):
         return to_epoch_ms(v)
     if isinstance(v, Enum):
