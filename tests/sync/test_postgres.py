@@ -67,7 +67,9 @@ def postgres_url() -> Iterator[str]:
         try:
             yield f"postgresql://edgetwin@127.0.0.1:{port}/postgres"
         finally:
-            subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True)
+            subprocess.run(
+                _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
