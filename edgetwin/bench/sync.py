@@ -117,6 +117,16 @@ def _sizes(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), for a load-independent cost figure."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -216,7 +226,10 @@ def _ingest(args: argparse.Namespace) -> dict[str, Any]:
             return "POST", batch(cred, seqs[cred.gateway_id])
 
         n_h, lat_h, err_h, el_h = hammer("/health", lambda c, k, n: ("GET", b""), args.seconds / 2)  # type: ignore[misc]
+        cpu0 = _cpu_seconds(server.pid)
         n_b, lat_b, err_b, el_b = hammer("/v1/batches", make_batch, args.seconds)  # type: ignore[misc]
+        cpu1 = _cpu_seconds(server.pid)
+        cpu_ms = None if cpu0 is None or cpu1 is None or not n_b else round((cpu1 - cpu0) / n_b * 1000, 3)
         pct = lambda xs, q: round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2) if xs else None  # noqa: E731
         stored = sum(seqs.values())
         check = CloudDB(url)
@@ -227,6 +240,9 @@ def _ingest(args: argparse.Namespace) -> dict[str, Any]:
             "ingest_p50_ms": pct(lat_b, 0.50),
             "ingest_p99_ms": pct(lat_b, 0.99),
             "ingest_errors": err_b,
+            "ingest_server_cpu_ms_per_batch": cpu_ms,
+            "ingest_capacity_per_core_batches_per_s": round(1000 / cpu_ms, 1) if cpu_ms else None,
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "ingest_stored_exactly": in_cloud == stored - err_b,
             "health_requests_per_s": round(n_h / el_h, 1),
             "health_p99_ms": pct(lat_h, 0.99),
@@ -258,6 +274,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  batches: {ing['ingest_batches_per_s']} /s, p50 {ing['ingest_p50_ms']} ms, "
               f"p99 {ing['ingest_p99_ms']} ms, errors {ing['ingest_errors']}, stored exactly once: "
               f"{ing['ingest_stored_exactly']}")  # fmt: skip
+        print(f"  server CPU per batch: {ing['ingest_server_cpu_ms_per_batch']} ms "
+              f"(= {ing['ingest_capacity_per_core_batches_per_s']} batches/s per free core); "
+              f"machine load average {ing['load_average_1min']} on {os.cpu_count()} cores")  # fmt: skip
         print(
             f"  baseline /health round trip: {ing['health_requests_per_s']} /s, p99 {ing['health_p99_ms']} ms"
         )
