@@ -296,7 +296,7 @@ _DST_HOURS = {0: 0.0, 2: 0.5, 4: 1.0, 8: 2.0, 255: 0.0}
 class SessionStartTime:
     """Session Start Time: local date-time with its time zone (15-min units) and DST code."""
 
-    local_time: datetime  # naive: the sensor's local clock
+    local_time: datetime | None  # naive: the sensor's local clock; None = not set (all-zero date)
     time_zone_quarter_hours: int = 0
     dst_code: int = 0
     e2e: bool = False
@@ -304,7 +304,7 @@ class SessionStartTime:
     WHAT = "Session Start Time"
 
     def __post_init__(self) -> None:
-        if self.local_time.tzinfo is not None:
+        if self.local_time is not None and self.local_time.tzinfo is not None:
             raise EncodeError("SessionStartTime.local_time must be naive (the sensor's local clock)")
         if not -48 <= self.time_zone_quarter_hours <= 56:
             raise EncodeError(f"time zone {self.time_zone_quarter_hours} outside [-48, 56] quarter hours")
@@ -318,6 +318,8 @@ class SessionStartTime:
         return cls(t, 0, 0, e2e)
 
     def to_utc(self) -> datetime:
+        if self.local_time is None:
+            raise DecodeError(self.WHAT, "session start time is not set")
         offset = timedelta(minutes=15 * self.time_zone_quarter_hours, hours=_DST_HOURS[self.dst_code])
         return (self.local_time - offset).replace(tzinfo=UTC)
 
@@ -326,7 +328,8 @@ class SessionStartTime:
         data = bytes(data)
         r = Reader(data, cls.WHAT)
         e2e = _crc_present(data, 9, cls.WHAT)
-        local = r.date_time("date_time")
+        local = None if data[:4] == bytes(4) else r.date_time("date_time")
+        r.pos = 7
         tz = r.s8("time_zone")
         dst = r.u8("dst_offset")
         _finish(r, data, cls.WHAT, e2e=e2e, require_crc=require_crc, body_len=9)
@@ -336,7 +339,11 @@ class SessionStartTime:
             raise DecodeError(cls.WHAT, str(exc), offset=7) from None
 
     def __bytes__(self) -> bytes:
-        w = Writer(self.WHAT).date_time("date_time", self.local_time)
+        w = Writer(self.WHAT)
+        if self.local_time is None:
+            w.raw(bytes(7))
+        else:
+            w.date_time("date_time", self.local_time)
         w.s8("time_zone", self.time_zone_quarter_hours).u8("dst_offset", self.dst_code)
         return (w.crc() if self.e2e else w).bytes()
 
