@@ -123,8 +123,10 @@ class BleCgm:
         interval = await self._control(CgmControlPoint(CgmOpcode.GET_COMMUNICATION_INTERVAL, e2e=self.e2e))
         if interval.opcode is CgmOpcode.COMMUNICATION_INTERVAL_RESPONSE and interval.value:
             self.interval_min = int(interval.value)
+        before = self.clock.now_utc()
         status = CgmStatusRecord.from_bytes(await link.read(uuids.CGM_STATUS), require_crc=self.e2e)
-        await self._anchor(status.time_offset_min)
+        read_at = before + (self.clock.now_utc() - before) / 2  # the offset is "now" within one round trip
+        await self._anchor(status.time_offset_min, read_at)
         if self._max_offset is None:
             first = max(0, status.time_offset_min - self.initial_backfill_min)
             self._request(RacpOperator.GREATER_OR_EQUAL, first)
@@ -141,6 +143,7 @@ class BleCgm:
                 return
             uuid, data = event
             if uuid == uuids.CGM_MEASUREMENT:
+                await self._check_new_session(data)
                 for reading in self._measurements(data):
                     yield reading
             elif uuid == uuids.RECORD_ACCESS_CONTROL_POINT:
@@ -156,13 +159,29 @@ class BleCgm:
                 return CgmControlPoint.from_bytes(event[1], require_crc=self.e2e)
             self._stash.append(event)
 
-    async def _anchor(self, offset_now: int) -> None:
+    async def _check_new_session(self, data: bytes) -> None:
+        """A live offset far below the highest seen (with no back-fill running) may mean a new
+        sensor session: CGM Status tells, and a new session is re-anchored before its records."""
+        if self._racp_busy or self._max_offset is None:
+            return
+        try:
+            lowest = min(rec[4] | rec[5] << 8 for rec in split_measurements(data))
+        except DecodeError:
+            return
+        if lowest >= self._max_offset - 2 * self.interval_min:
+            return
+        before = self.clock.now_utc()
+        status = CgmStatusRecord.from_bytes(await self.link.read(uuids.CGM_STATUS), require_crc=self.e2e)
+        if status.time_offset_min < self._max_offset:
+            read_at = before + (self.clock.now_utc() - before) / 2
+            await self._anchor(status.time_offset_min, read_at)
+
+    async def _anchor(self, offset_now: int, read_at: datetime) -> None:
         """Make sure session start + offset is wall-clock time; detect a new session."""
         start = SessionStartTime.from_bytes(await self.link.read(uuids.CGM_SESSION_START_TIME), require_crc=self.e2e)
         new_session = self._max_offset is not None and offset_now < self._max_offset
         if start.local_time is None or new_session:
-            now = self.clock.now_utc().replace(second=0, microsecond=0)
-            anchor = now - timedelta(minutes=offset_now)
+            anchor = read_at.replace(second=0, microsecond=0) - timedelta(minutes=offset_now)
             await self.link.write(uuids.CGM_SESSION_START_TIME, bytes(SessionStartTime.from_utc(anchor, e2e=self.e2e)))
             self.stats.sessions_anchored += 1
             start_utc = anchor

@@ -68,6 +68,8 @@ class SimPeripheral:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._tasks:  # let in-flight HCI commands finish: a cancelled one leaves bumble's host confused
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -61,11 +61,15 @@ class SimWorld:
         faults: FaultSchedule | None = None,
     ) -> None:
         self.clock = clock
+        params = load_patient(patient)
+        # Load the compiled model kernel now, not on the first clock-paced step (it can take a
+        # second on a cold process, an age in accelerated time).
+        VirtualPatient(params).step()
         now = clock.now_utc()
         self.start_utc = now.replace(second=0, microsecond=0)
         self._mono0 = clock.monotonic() - (now - self.start_utc).total_seconds()
         self.minute = 0
-        self.patient = VirtualPatient(load_patient(patient))
+        self.patient = VirtualPatient(params)
         self.therapy = load_therapy(patient)
         self.faults = faults or FaultSchedule(seed)
         self.meal_boluses = meal_boluses
