@@ -126,13 +126,16 @@ class BlePump:
         return self._counter
 
     async def _wait(self, uuid: str) -> bytes:
+        return (await self._wait_any(uuid))[1]
+
+    async def _wait_any(self, *wanted: str) -> tuple[str, bytes]:
         while True:
             event = await self.link.next_event(self.link.io_timeout_s)
             if isinstance(event, Disconnected):
                 await self.close()
                 raise DeviceUnavailableError("link lost during a pump procedure")
-            if event[0] == uuid:
-                return event[1]
+            if event[0] in wanted:
+                return event
             log.debug("%s: ignoring unexpected %s", self.device_id, event[0])
 
     async def _reader(self, opcode: IdsOpcode) -> object:
@@ -255,11 +258,19 @@ class BlePump:
             assert c.units is not None
             before = await self._reader(IdsOpcode.GET_DELIVERED_INSULIN)
             await self.link.write(uuids.IDD_COMMAND_CONTROL_POINT, bytes(SetBolus(c.units, self._next())))
-            data = decode_command_data(await self._wait(uuids.IDD_COMMAND_DATA), require_e2e=True)
-            reply = decode_command(await self._wait(uuids.IDD_COMMAND_CONTROL_POINT), require_e2e=True)
+            data: object = None  # the bolus id comes on Command Data, before the response code
+            while True:
+                uuid, raw = await self._wait_any(uuids.IDD_COMMAND_DATA, uuids.IDD_COMMAND_CONTROL_POINT)
+                if uuid == uuids.IDD_COMMAND_DATA:
+                    data = decode_command_data(raw, require_e2e=True)
+                    continue
+                reply = decode_command(raw, require_e2e=True)
+                break
             if not isinstance(reply, IdsResponse) or reply.code is not IdsResponseCode.SUCCESS:
-                return False, f"pump refused: {getattr(reply, 'code', reply)}"
-            assert isinstance(data, SetBolusResponse)
+                code = reply.code.name if isinstance(reply, IdsResponse) else type(reply).__name__
+                return False, f"pump refused: {code}"
+            if not isinstance(data, SetBolusResponse):
+                return False, "pump answered success but sent no bolus id"
             active = await self._reader(IdsOpcode.GET_ACTIVE_BOLUS)
             after = await self._reader(IdsOpcode.GET_DELIVERED_INSULIN)
             assert isinstance(active, ActiveBolus) and isinstance(before, DeliveredInsulin)

@@ -112,8 +112,8 @@ class SimInsulinPump:
             self._close_segment()
             self._log(HistoryEventType.THERAPY_STATE_CHANGED, state_from=self.therapy_state, state_to=state)
             self.therapy_state = state
-            if state is not TherapyControlState.RUN:
-                self.bolus_programmed_u = self.bolus_delivered_u  # a suspension stops a bolus
+            if state is not TherapyControlState.RUN and self.bolusing:
+                self._finish_bolus()  # a suspension stops a bolus; what went in is logged
         return IdsResponseCode.SUCCESS
 
     def set_temp_basal(self, rate_u_per_h: float, duration_min: int) -> IdsResponseCode:
@@ -143,8 +143,10 @@ class SimInsulinPump:
         s = self.model.spec
         if not 0 < units <= s.max_bolus_u:
             return IdsResponseCode.PARAMETER_OUT_OF_RANGE, 0, 0.0
-        if self.therapy_state is not TherapyControlState.RUN or self.bolusing:
+        if self.therapy_state is not TherapyControlState.RUN or self.bolusing or self.occluded:
             return IdsResponseCode.PROCEDURE_NOT_APPLICABLE, 0, 0.0
+        if units > self.reservoir_u:
+            return IdsResponseCode.PARAMETER_OUT_OF_RANGE, 0, 0.0
         accepted = self.model.bolus(units)
         if self._unconfirmed():
             return IdsResponseCode.SUCCESS, (self.bolus_id + 1) & 0xFFFF or 1, accepted
