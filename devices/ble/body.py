@@ -26,12 +26,25 @@ log = logging.getLogger(__name__)
 class BleHeartRate:
     """``async for r in BleHeartRate(...).readings():`` — each notification, stamped on arrival."""
 
-    def __init__(self, address: str | None = None, *, backend: BleakBackend = BleakBackend(),
-                 clock: Clock | None = None, device_id: str | None = None, io_timeout_s: float = 10.0,
-                 backoff: Backoff = Backoff()) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        backend: BleakBackend = BleakBackend(),
+        clock: Clock | None = None,
+        device_id: str | None = None,
+        io_timeout_s: float = 10.0,
+        backoff: Backoff = Backoff(),
+    ) -> None:
         self.clock = clock or RealClock()
-        self.link = BleLink(backend, self.clock, address=address, service_uuid=uuids.HEART_RATE_SERVICE,
-                            io_timeout_s=io_timeout_s, backoff=backoff)
+        self.link = BleLink(
+            backend,
+            self.clock,
+            address=address,
+            service_uuid=uuids.HEART_RATE_SERVICE,
+            io_timeout_s=io_timeout_s,
+            backoff=backoff,
+        )
         self._device_id = device_id
         self.rejected = 0
 
@@ -60,12 +73,27 @@ class BleMeter:
     """A glucose meter polled every ``poll_interval_s`` clock seconds for records newer than the
     last one seen (RACP ``≥ sequence``). The meter's clock is read in ``device_tz``."""
 
-    def __init__(self, address: str | None = None, *, backend: BleakBackend = BleakBackend(),
-                 clock: Clock | None = None, device_id: str | None = None, device_tz: tzinfo = UTC,
-                 poll_interval_s: float = 900.0, io_timeout_s: float = 10.0, backoff: Backoff = Backoff()) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        backend: BleakBackend = BleakBackend(),
+        clock: Clock | None = None,
+        device_id: str | None = None,
+        device_tz: tzinfo = UTC,
+        poll_interval_s: float = 900.0,
+        io_timeout_s: float = 10.0,
+        backoff: Backoff = Backoff(),
+    ) -> None:
         self.clock = clock or RealClock()
-        self.link = BleLink(backend, self.clock, address=address, service_uuid=uuids.GLUCOSE_SERVICE,
-                            io_timeout_s=io_timeout_s, backoff=backoff)
+        self.link = BleLink(
+            backend,
+            self.clock,
+            address=address,
+            service_uuid=uuids.GLUCOSE_SERVICE,
+            io_timeout_s=io_timeout_s,
+            backoff=backoff,
+        )
         self._device_id = device_id
         self.device_tz = device_tz
         self.poll_interval_s = poll_interval_s
@@ -82,7 +110,9 @@ class BleMeter:
         async with self.link.connected():
             await self.link.subscribe(uuids.GLUCOSE_MEASUREMENT)
             await self.link.subscribe(uuids.RECORD_ACCESS_CONTROL_POINT)
-            request = Racp.report(RacpOperator.GREATER_OR_EQUAL, self.last_sequence + 1, profile=RacpProfile.GLUCOSE)
+            request = Racp.report(
+                RacpOperator.GREATER_OR_EQUAL, self.last_sequence + 1, profile=RacpProfile.GLUCOSE
+            )
             await self.link.write(uuids.RECORD_ACCESS_CONTROL_POINT, bytes(request))
             while True:
                 event = await self.link.next_event(self.link.io_timeout_s)
@@ -91,7 +121,10 @@ class BleMeter:
                 uuid, data = event
                 if uuid == uuids.RECORD_ACCESS_CONTROL_POINT:
                     resp = Racp.from_bytes(data, profile=RacpProfile.GLUCOSE)
-                    if resp.response_code not in (RacpResponseCode.SUCCESS, RacpResponseCode.NO_RECORDS_FOUND):
+                    if resp.response_code not in (
+                        RacpResponseCode.SUCCESS,
+                        RacpResponseCode.NO_RECORDS_FOUND,
+                    ):
                         raise ProtocolError("meter records", f"RACP answered {resp.response_code}")
                     return out
                 try:

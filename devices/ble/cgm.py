@@ -37,7 +37,7 @@ from devices.codecs.cgms import (
 from devices.codecs.cgms import CgmMeasurement as _Measurement
 from devices.codecs.mapping import DEFAULT_WARMUP_MIN, cgm_reading
 from devices.codecs.racp import Racp, RacpOpcode, RacpOperator, RacpResponseCode
-from devices.errors import DecodeError, DeviceUnavailableError, DevicesError, ProtocolError
+from devices.errors import DecodeError, DevicesError, DeviceUnavailableError, ProtocolError
 from devices.timing import Backoff
 from edgetwin.clock import Clock, RealClock
 from edgetwin.messages import CgmReading
@@ -76,8 +76,14 @@ class BleCgm:
         backoff: Backoff = Backoff(),
     ) -> None:
         self.clock = clock or RealClock()
-        self.link = BleLink(backend, self.clock, address=address, service_uuid=uuids.CGM_SERVICE,
-                            io_timeout_s=io_timeout_s, backoff=backoff)
+        self.link = BleLink(
+            backend,
+            self.clock,
+            address=address,
+            service_uuid=uuids.CGM_SERVICE,
+            io_timeout_s=io_timeout_s,
+            backoff=backoff,
+        )
         self._device_id = device_id
         self.warmup_min = warmup_min
         self.initial_backfill_min = initial_backfill_min
@@ -118,7 +124,11 @@ class BleCgm:
         self._racp_busy = False
         feature = CgmFeature.from_bytes(await link.read(uuids.CGM_FEATURE))
         self.e2e = feature.e2e
-        for uuid in (uuids.CGM_MEASUREMENT, uuids.CGM_SPECIFIC_OPS_CONTROL_POINT, uuids.RECORD_ACCESS_CONTROL_POINT):
+        for uuid in (
+            uuids.CGM_MEASUREMENT,
+            uuids.CGM_SPECIFIC_OPS_CONTROL_POINT,
+            uuids.RECORD_ACCESS_CONTROL_POINT,
+        ):
             await link.subscribe(uuid)
         interval = await self._control(CgmControlPoint(CgmOpcode.GET_COMMUNICATION_INTERVAL, e2e=self.e2e))
         if interval.opcode is CgmOpcode.COMMUNICATION_INTERVAL_RESPONSE and interval.value:
@@ -178,11 +188,15 @@ class BleCgm:
 
     async def _anchor(self, offset_now: int, read_at: datetime) -> None:
         """Make sure session start + offset is wall-clock time; detect a new session."""
-        start = SessionStartTime.from_bytes(await self.link.read(uuids.CGM_SESSION_START_TIME), require_crc=self.e2e)
+        start = SessionStartTime.from_bytes(
+            await self.link.read(uuids.CGM_SESSION_START_TIME), require_crc=self.e2e
+        )
         new_session = self._max_offset is not None and offset_now < self._max_offset
         if start.local_time is None or new_session:
             anchor = read_at.replace(second=0, microsecond=0) - timedelta(minutes=offset_now)
-            await self.link.write(uuids.CGM_SESSION_START_TIME, bytes(SessionStartTime.from_utc(anchor, e2e=self.e2e)))
+            await self.link.write(
+                uuids.CGM_SESSION_START_TIME, bytes(SessionStartTime.from_utc(anchor, e2e=self.e2e))
+            )
             self.stats.sessions_anchored += 1
             start_utc = anchor
         else:
@@ -231,8 +245,9 @@ class BleCgm:
             self._max_offset = offset
         self._seen.add(offset)
         try:
-            reading = cgm_reading(m, self.session_start_utc, self.device_id, backfilled=backfilled,
-                                  warmup_min=self.warmup_min)
+            reading = cgm_reading(
+                m, self.session_start_utc, self.device_id, backfilled=backfilled, warmup_min=self.warmup_min
+            )
         except (ValueError, DevicesError) as exc:
             self.stats.decode_errors += 1
             log.warning("%s: record at offset %d not usable: %s", self.device_id, offset, exc)
@@ -262,6 +277,7 @@ class BleCgm:
             log.warning("%s: bad RACP response: %s", self.device_id, exc)
             return
         if resp.opcode is RacpOpcode.RESPONSE_CODE and resp.response_code not in (
-            RacpResponseCode.SUCCESS, RacpResponseCode.NO_RECORDS_FOUND
+            RacpResponseCode.SUCCESS,
+            RacpResponseCode.NO_RECORDS_FOUND,
         ):
             log.warning("%s: back-fill refused (RACP code %s)", self.device_id, resp.response_code)

@@ -72,8 +72,14 @@ class BlePump:
         poll_interval_s: float = 300.0,
     ) -> None:
         self.clock = clock or RealClock()
-        self.link = BleLink(backend, self.clock, address=address, service_uuid=uuids.INSULIN_DELIVERY_SERVICE,
-                            io_timeout_s=io_timeout_s, backoff=backoff)
+        self.link = BleLink(
+            backend,
+            self.clock,
+            address=address,
+            service_uuid=uuids.INSULIN_DELIVERY_SERVICE,
+            io_timeout_s=io_timeout_s,
+            backoff=backoff,
+        )
         self._device_id = device_id
         self.connect_attempts = connect_attempts
         self.poll_interval_s = poll_interval_s
@@ -90,7 +96,9 @@ class BlePump:
         await self._ensure()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -109,8 +117,13 @@ class BlePump:
             stack = contextlib.AsyncExitStack()
             try:
                 await stack.enter_async_context(self.link.connected())
-                for uuid in (uuids.IDD_STATUS_READER_CONTROL_POINT, uuids.IDD_COMMAND_CONTROL_POINT,
-                             uuids.IDD_COMMAND_DATA, uuids.IDD_RECORD_ACCESS_CONTROL_POINT, uuids.IDD_HISTORY_DATA):
+                for uuid in (
+                    uuids.IDD_STATUS_READER_CONTROL_POINT,
+                    uuids.IDD_COMMAND_CONTROL_POINT,
+                    uuids.IDD_COMMAND_DATA,
+                    uuids.IDD_RECORD_ACCESS_CONTROL_POINT,
+                    uuids.IDD_HISTORY_DATA,
+                ):
                     await self.link.subscribe(uuid)
                 self._stack = stack
                 return
@@ -139,10 +152,16 @@ class BlePump:
             log.debug("%s: ignoring unexpected %s", self.device_id, event[0])
 
     async def _reader(self, opcode: IdsOpcode) -> object:
-        await self.link.write(uuids.IDD_STATUS_READER_CONTROL_POINT, bytes(StatusReaderRequest(opcode, self._next())))
-        reply = decode_status_reader(await self._wait(uuids.IDD_STATUS_READER_CONTROL_POINT), require_e2e=True)
+        await self.link.write(
+            uuids.IDD_STATUS_READER_CONTROL_POINT, bytes(StatusReaderRequest(opcode, self._next()))
+        )
+        reply = decode_status_reader(
+            await self._wait(uuids.IDD_STATUS_READER_CONTROL_POINT), require_e2e=True
+        )
         if isinstance(reply, IdsResponse):
-            raise ProtocolError(f"status reader {opcode.name}", f"pump answered {reply.code.name}", code=reply.code)
+            raise ProtocolError(
+                f"status reader {opcode.name}", f"pump answered {reply.code.name}", code=reply.code
+            )
         return reply
 
     # --- reading ------------------------------------------------------------------------------
@@ -154,20 +173,37 @@ class BlePump:
 
     async def _status(self) -> PumpStatus:
         status = IddStatus.from_bytes(await self.link.read(uuids.IDD_STATUS), require_e2e=True)
-        annunciation = IddAnnunciation.from_bytes(await self.link.read(uuids.IDD_ANNUNCIATION_STATUS), require_e2e=True)
+        annunciation = IddAnnunciation.from_bytes(
+            await self.link.read(uuids.IDD_ANNUNCIATION_STATUS), require_e2e=True
+        )
         basal = await self._reader(IdsOpcode.GET_ACTIVE_BASAL_RATE)
         bolus = await self._reader(IdsOpcode.GET_ACTIVE_BOLUS)
         iob = await self._reader(IdsOpcode.GET_INSULIN_ON_BOARD)
-        assert isinstance(basal, ActiveBasalRate) and isinstance(bolus, ActiveBolus) and isinstance(iob, InsulinOnBoard)
-        return pump_status(status, basal, self.clock.now_utc(), self.device_id, annunciation=annunciation,
-                           bolusing=bolus.bolus_id != 0, insulin_on_board_u=iob.iob_u)
+        assert (
+            isinstance(basal, ActiveBasalRate)
+            and isinstance(bolus, ActiveBolus)
+            and isinstance(iob, InsulinOnBoard)
+        )
+        return pump_status(
+            status,
+            basal,
+            self.clock.now_utc(),
+            self.device_id,
+            annunciation=annunciation,
+            bolusing=bolus.bolus_id != 0,
+            insulin_on_board_u=iob.iob_u,
+        )
 
     async def history(self, after_sequence: int = 0) -> list[HistoryEvent]:
         """History events with a sequence number above ``after_sequence``, oldest first."""
         async with self._lock:
             await self._ensure()
-            request = Racp.report(RacpOperator.GREATER_OR_EQUAL, after_sequence + 1, profile=RacpProfile.IDS,
-                                  e2e_counter=self._next())
+            request = Racp.report(
+                RacpOperator.GREATER_OR_EQUAL,
+                after_sequence + 1,
+                profile=RacpProfile.IDS,
+                e2e_counter=self._next(),
+            )
             await self.link.write(uuids.IDD_RECORD_ACCESS_CONTROL_POINT, bytes(request))
             events: list[HistoryEvent] = []
             spoiled = False  # after a record we cannot trust, keep nothing newer: it is asked for again
@@ -185,9 +221,13 @@ class BlePump:
                         log.warning("%s: rejected history record: %s", self.device_id, exc)
                 elif uuid == uuids.IDD_RECORD_ACCESS_CONTROL_POINT:
                     resp = Racp.from_bytes(data, profile=RacpProfile.IDS, e2e=True)
-                    if resp.response_code not in (RacpResponseCode.SUCCESS, RacpResponseCode.NO_RECORDS_FOUND):
-                        raise ProtocolError("pump history", f"RACP answered {resp.response_code}",
-                                            code=resp.response_code)
+                    if resp.response_code not in (
+                        RacpResponseCode.SUCCESS,
+                        RacpResponseCode.NO_RECORDS_FOUND,
+                    ):
+                        raise ProtocolError(
+                            "pump history", f"RACP answered {resp.response_code}", code=resp.response_code
+                        )
                     break
             events.sort(key=lambda e: e.sequence)
             if events:
@@ -224,8 +264,13 @@ class BlePump:
             except (DeviceUnavailableError, ProtocolError, DecodeError) as exc:
                 confirmed, detail = False, f"not confirmed: {exc}"
         if not confirmed:
-            log.warning("%s: command %s (%s) NOT confirmed: %s", self.device_id, command.command_id,
-                        command.kind, detail)
+            log.warning(
+                "%s: command %s (%s) NOT confirmed: %s",
+                self.device_id,
+                command.command_id,
+                command.kind,
+                detail,
+            )
         return CommandResult(command.command_id, self.clock.now_utc(), confirmed, detail)
 
     async def _command(self, message: object) -> IdsResponseCode:
@@ -245,15 +290,25 @@ class BlePump:
             basal = await self._reader(IdsOpcode.GET_ACTIVE_BASAL_RATE)
             assert isinstance(basal, ActiveBasalRate)
             tbr = basal.temp_basal_u_per_h
-            ok = tbr is not None and math.isfinite(tbr) and 0 <= c.rate_u_per_h - tbr <= RATE_TOLERANCE_U_PER_H + 1e-9
-            return ok, (f"temp basal {tbr} U/h for {basal.temp_basal_remaining_min} min" if ok
-                        else f"read-back shows temp basal {tbr!r} U/h, asked {c.rate_u_per_h} U/h")
+            ok = (
+                tbr is not None
+                and math.isfinite(tbr)
+                and 0 <= c.rate_u_per_h - tbr <= RATE_TOLERANCE_U_PER_H + 1e-9
+            )
+            return ok, (
+                f"temp basal {tbr} U/h for {basal.temp_basal_remaining_min} min"
+                if ok
+                else f"read-back shows temp basal {tbr!r} U/h, asked {c.rate_u_per_h} U/h"
+            )
         if kind is PumpCommandKind.CANCEL_TEMP_BASAL:
             code = await self._command(CancelTempBasal(self._next()))
             basal = await self._reader(IdsOpcode.GET_ACTIVE_BASAL_RATE)
             assert isinstance(basal, ActiveBasalRate)
             ok = basal.temp_basal_u_per_h is None
-            return ok, "no temp basal running" if ok else f"read-back shows temp basal still running ({code.name})"
+            return (
+                ok,
+                "no temp basal running" if ok else f"read-back shows temp basal still running ({code.name})",
+            )
         if kind is PumpCommandKind.BOLUS:
             assert c.units is not None
             before = await self._reader(IdsOpcode.GET_DELIVERED_INSULIN)
@@ -278,13 +333,21 @@ class BlePump:
             running = active.bolus_id == data.bolus_id
             delivered = after.bolus_u - before.bolus_u
             ok = running or delivered >= data.units - 0.01
-            return ok, (f"bolus {data.bolus_id}: {data.units} U accepted" if ok
-                        else f"read-back shows no bolus {data.bolus_id} and {delivered:.2f} U delivered")
+            return ok, (
+                f"bolus {data.bolus_id}: {data.units} U accepted"
+                if ok
+                else f"read-back shows no bolus {data.bolus_id} and {delivered:.2f} U delivered"
+            )
         if kind in (PumpCommandKind.SUSPEND, PumpCommandKind.RESUME):
             want = TherapyControlState.PAUSE if kind is PumpCommandKind.SUSPEND else TherapyControlState.RUN
             code = await self._command(SetTherapyControlState(want, self._next()))
             status = IddStatus.from_bytes(await self.link.read(uuids.IDD_STATUS), require_e2e=True)
-            ok = (status.therapy_control_state is TherapyControlState.RUN) == (want is TherapyControlState.RUN)
-            return ok, (f"therapy {status.therapy_control_state.name}" if ok
-                        else f"read-back shows therapy {status.therapy_control_state.name} ({code.name})")
+            ok = (status.therapy_control_state is TherapyControlState.RUN) == (
+                want is TherapyControlState.RUN
+            )
+            return ok, (
+                f"therapy {status.therapy_control_state.name}"
+                if ok
+                else f"read-back shows therapy {status.therapy_control_state.name} ({code.name})"
+            )
         return False, f"unsupported command {kind}"

@@ -23,7 +23,7 @@ from devices.errors import DeviceUnavailableError, ProtocolError, ResponseTimeou
 from devices.timing import Backoff
 from edgetwin.clock import Clock
 
-__all__ = ["BleakBackend", "BleLink", "Disconnected", "find_device"]
+__all__ = ["BleLink", "BleakBackend", "Disconnected", "find_device"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,11 @@ DISCONNECTED = Disconnected()
 
 
 async def find_device(
-    backend: BleakBackend, *, address: str | None = None, service_uuid: str | None = None, timeout_s: float = 10.0
+    backend: BleakBackend,
+    *,
+    address: str | None = None,
+    service_uuid: str | None = None,
+    timeout_s: float = 10.0,
 ) -> BLEDevice:
     """The advertising device with ``address`` (or the first advertising ``service_uuid``)."""
     if address is None and service_uuid is None:
@@ -58,7 +62,10 @@ async def find_device(
 
     kwargs = {"backend": backend.scanner} if backend.scanner is not None else {}
     found = await BleakScanner.find_device_by_filter(
-        match, timeout=timeout_s, service_uuids=[service_uuid] if service_uuid else None, **kwargs  # type: ignore[arg-type]
+        match,
+        timeout=timeout_s,
+        service_uuids=[service_uuid] if service_uuid else None,
+        **kwargs,  # type: ignore[arg-type]
     )
     if found is None:
         what = address or f"a device advertising {service_uuid}"
@@ -96,8 +103,9 @@ class BleLink:
 
     @contextlib.asynccontextmanager
     async def connected(self) -> AsyncIterator[BleakClient]:
-        device = await find_device(self.backend, address=self.address, service_uuid=self.service_uuid,
-                                   timeout_s=self.io_timeout_s)
+        device = await find_device(
+            self.backend, address=self.address, service_uuid=self.service_uuid, timeout_s=self.io_timeout_s
+        )
         self.address = device.address
         self.events = asyncio.Queue()
         events = self.events
@@ -124,7 +132,12 @@ class BleLink:
     async def wait_before_retry(self) -> None:
         delay = self.backoff.delay(self.attempts)
         self.attempts += 1
-        log.info("reconnecting to %s in %.0f s (attempt %d)", self.address or self.service_uuid, delay, self.attempts)
+        log.info(
+            "reconnecting to %s in %.0f s (attempt %d)",
+            self.address or self.service_uuid,
+            delay,
+            self.attempts,
+        )
         await self.clock.sleep(delay)
 
     async def subscribe(self, uuid: str) -> None:

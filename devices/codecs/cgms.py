@@ -132,7 +132,9 @@ class CgmMeasurement:
         r = Reader(data, cls.WHAT)
         size = r.u8("size")
         if size != len(data):
-            raise DecodeError(cls.WHAT, f"size byte {size} but {len(data)} bytes given", field="size", offset=0)
+            raise DecodeError(
+                cls.WHAT, f"size byte {size} but {len(data)} bytes given", field="size", offset=0
+            )
         flags = r.u8("flags")
         if flags & ~_KNOWN_FLAGS:
             raise DecodeError(cls.WHAT, f"reserved flag bits set (0x{flags:02X})", field="flags", offset=1)
@@ -144,8 +146,10 @@ class CgmMeasurement:
             e2e = False
         else:
             raise DecodeError(
-                cls.WHAT, f"size {size} does not match the flagged fields ({needed}, or {needed + 2} with CRC)",
-                field="size", offset=0,
+                cls.WHAT,
+                f"size {size} does not match the flagged fields ({needed}, or {needed + 2} with CRC)",
+                field="size",
+                offset=0,
             )
         glucose = r.sfloat("glucose")
         offset = r.u16("time_offset")
@@ -193,11 +197,15 @@ def split_measurements(data: bytes | bytearray) -> list[bytes]:
     while pos < len(data):
         size = data[pos]
         if size < _MIN_SIZE:
-            raise DecodeError(CgmMeasurement.WHAT, f"record size {size} < {_MIN_SIZE}", field="size", offset=pos)
+            raise DecodeError(
+                CgmMeasurement.WHAT, f"record size {size} < {_MIN_SIZE}", field="size", offset=pos
+            )
         if pos + size > len(data):
             raise DecodeError(
-                CgmMeasurement.WHAT, f"record size {size} overruns the notification ({len(data) - pos} left)",
-                field="size", offset=pos,
+                CgmMeasurement.WHAT,
+                f"record size {size} overruns the notification ({len(data) - pos} left)",
+                field="size",
+                offset=pos,
             )
         out.append(data[pos : pos + size])
         pos += size  # always advances: a bad record can never stall the loop
@@ -255,7 +263,9 @@ class CgmFeature:
         if feat & CgmFeatureBits.E2E_CRC:
             check_crc(data, cls.WHAT)
         elif crc != 0xFFFF:
-            raise DecodeError(cls.WHAT, f"CRC field 0x{crc:04X} must be 0xFFFF without E2E", field="crc", offset=4)
+            raise DecodeError(
+                cls.WHAT, f"CRC field 0x{crc:04X} must be 0xFFFF without E2E", field="crc", offset=4
+            )
         return cls(feat, tl & 0x0F, tl >> 4)
 
     def __bytes__(self) -> bytes:
@@ -455,7 +465,9 @@ class CgmControlPoint:
             op = CgmOpcode(raw_op)
         except ValueError:
             raise DecodeError(cls.WHAT, f"unknown op code {raw_op}", field="opcode", offset=0) from None
-        body = 1 + (1 if op in _U8_OPERAND else 10 if op in _CAL_OPERAND else 2 if op in _SFLOAT_OPERAND else 0)
+        body = 1 + (
+            1 if op in _U8_OPERAND else 10 if op in _CAL_OPERAND else 2 if op in _SFLOAT_OPERAND else 0
+        )
         body += 2 if op in (CgmOpcode.GET_CALIBRATION_VALUE, CgmOpcode.RESPONSE_CODE) else 0
         e2e = _crc_present(data, body, cls.WHAT)
         value: float | None = None
@@ -469,8 +481,12 @@ class CgmControlPoint:
             value = r.u16("record_number")
         elif op in _CAL_OPERAND:
             cal = CalibrationRecord(
-                r.sfloat("calibration_glucose"), r.u16("calibration_time"), r.u8("type_location"),
-                r.u16("next_calibration"), r.u16("record_number"), r.u8("calibration_status"),
+                r.sfloat("calibration_glucose"),
+                r.u16("calibration_time"),
+                r.u8("type_location"),
+                r.u16("next_calibration"),
+                r.u16("record_number"),
+                r.u8("calibration_status"),
             )
         elif op is CgmOpcode.RESPONSE_CODE:
             req = r.u8("request_opcode")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from devices.codecs._wire import Reader, Writer
 from devices.errors import DecodeError
 
-__all__ = ["GlucoseMeasurement", "KG_PER_L_TO_MG_DL", "MOL_PER_L_TO_MG_DL"]
+__all__ = ["KG_PER_L_TO_MG_DL", "MOL_PER_L_TO_MG_DL", "GlucoseMeasurement"]
 
 KG_PER_L_TO_MG_DL = 100_000.0
 MOL_PER_L_TO_MG_DL = 18_015.6
@@ -70,16 +70,31 @@ class GlucoseMeasurement:
             tl = r.u8("type_location")
         status = r.u16("sensor_status") if flags & _STATUS else None
         r.end()
-        return cls(seq, base, offset, conc, "mol/L" if flags & _MOL_PER_L else "kg/L", tl, status,
-                   bool(flags & _CONTEXT))
+        return cls(
+            seq,
+            base,
+            offset,
+            conc,
+            "mol/L" if flags & _MOL_PER_L else "kg/L",
+            tl,
+            status,
+            bool(flags & _CONTEXT),
+        )
 
     def __bytes__(self) -> bytes:
         flags = (_TIME_OFFSET if self.time_offset_min is not None else 0) | (
             _CONCENTRATION if self.concentration is not None else 0
         )
-        flags |= (_MOL_PER_L if self.unit == "mol/L" else 0) | (_STATUS if self.sensor_status is not None else 0)
+        flags |= (_MOL_PER_L if self.unit == "mol/L" else 0) | (
+            _STATUS if self.sensor_status is not None else 0
+        )
         flags |= _CONTEXT if self.context_follows else 0
-        w = Writer(self.WHAT).u8("flags", flags).u16("sequence", self.sequence).date_time("base_time", self.base_time)
+        w = (
+            Writer(self.WHAT)
+            .u8("flags", flags)
+            .u16("sequence", self.sequence)
+            .date_time("base_time", self.base_time)
+        )
         if self.time_offset_min is not None:
             w.s16("time_offset", self.time_offset_min)
         if self.concentration is not None:

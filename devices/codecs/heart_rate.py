@@ -43,7 +43,9 @@ class HeartRateMeasurement:
         rr: tuple[float, ...] | None = None
         if flags & _RR:
             if r.remaining % 2:
-                raise DecodeError(cls.WHAT, "odd number of RR-interval bytes", field="rr_interval", offset=r.pos)
+                raise DecodeError(
+                    cls.WHAT, "odd number of RR-interval bytes", field="rr_interval", offset=r.pos
+                )
             rr = tuple(r.u16("rr_interval") / 1024.0 for _ in range(r.remaining // 2))
         r.end()
         return cls(hr, contact, energy, rr)

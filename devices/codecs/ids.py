@@ -156,7 +156,9 @@ def _enum(cls: type[E], raw: int, what: str, field: str, offset: int) -> E:
     try:
         return cls(raw)
     except ValueError:
-        raise DecodeError(what, f"unknown {cls.__name__} code 0x{raw:02X}", field=field, offset=offset) from None
+        raise DecodeError(
+            what, f"unknown {cls.__name__} code 0x{raw:02X}", field=field, offset=offset
+        ) from None
 
 
 def _unprotect(data: bytes, body_len: int, what: str, require_e2e: bool) -> tuple[bytes, int | None]:
@@ -258,7 +260,9 @@ class _Message:
         r = Reader(body, cls.__name__)
         op = r.u16("opcode")
         if op != cls.OPCODE:
-            raise DecodeError(cls.__name__, f"op code 0x{op:04X} is not {cls.OPCODE.name}", field="opcode", offset=0)
+            raise DecodeError(
+                cls.__name__, f"op code 0x{op:04X} is not {cls.OPCODE.name}", field="opcode", offset=0
+            )
         return r, counter
 
     def _writer(self) -> Writer:
@@ -280,7 +284,9 @@ class StatusReaderRequest(_Message):
         body, counter = _unprotect(bytes(data), 2, cls.__name__, require_e2e)
         op = int.from_bytes(body, "little")
         if op not in _SR_REQUESTS:
-            raise DecodeError(cls.__name__, f"op code 0x{op:04X} is not a Status Reader request", field="opcode")
+            raise DecodeError(
+                cls.__name__, f"op code 0x{op:04X} is not a Status Reader request", field="opcode"
+            )
         return cls(IdsOpcode(op), counter)
 
     def __bytes__(self) -> bytes:
@@ -312,13 +318,19 @@ class IdsResponse(_Message):
         r = Reader(body, cls.__name__)
         op = r.u16("opcode")
         if op not in (IdsOpcode.SR_RESPONSE_CODE, IdsOpcode.CMD_RESPONSE_CODE):
-            raise DecodeError(cls.__name__, f"op code 0x{op:04X} is not a response code", field="opcode", offset=0)
+            raise DecodeError(
+                cls.__name__, f"op code 0x{op:04X} is not a response code", field="opcode", offset=0
+            )
         req = r.u16("request_opcode")
         code = _enum(IdsResponseCode, r.u8("response_code"), cls.__name__, "response_code", 4)
         return cls(IdsOpcode(op), req, code, counter)
 
     def __bytes__(self) -> bytes:
-        w = Writer(type(self).__name__).u16("opcode", int(self.opcode)).u16("request_opcode", self.request_opcode)
+        w = (
+            Writer(type(self).__name__)
+            .u16("opcode", int(self.opcode))
+            .u16("request_opcode", self.request_opcode)
+        )
         return _protect(w.u8("response_code", int(self.code)), self.e2e_counter)
 
 
@@ -338,7 +350,9 @@ class ActiveBasalRate(_Message):
         r, counter = cls._open(data, require_e2e)
         flags = r.u8("flags")
         if flags & 0xFE:
-            raise DecodeError(cls.__name__, f"reserved flag bits set (0x{flags:02X})", field="flags", offset=2)
+            raise DecodeError(
+                cls.__name__, f"reserved flag bits set (0x{flags:02X})", field="flags", offset=2
+            )
         scheduled = r.sfloat("scheduled_rate")
         tbr = r.sfloat("temp_basal_rate")
         remaining = r.u16("temp_basal_remaining")
@@ -346,7 +360,9 @@ class ActiveBasalRate(_Message):
 
     def __bytes__(self) -> bytes:
         w = self._writer().u8("flags", int(self.temp_basal_u_per_h is not None))
-        w.sfloat("scheduled_rate", self.scheduled_u_per_h).sfloat("temp_basal_rate", self.temp_basal_u_per_h or 0.0)
+        w.sfloat("scheduled_rate", self.scheduled_u_per_h).sfloat(
+            "temp_basal_rate", self.temp_basal_u_per_h or 0.0
+        )
         return _protect(w.u16("temp_basal_remaining", self.temp_basal_remaining_min), self.e2e_counter)
 
 
@@ -459,8 +475,12 @@ class SetTempBasal(_Message):
         r, counter = cls._open(data, require_e2e)
         kind = r.u8("type")
         if kind != cls.ABSOLUTE:
-            raise DecodeError(cls.__name__, f"temp basal type 0x{kind:02X} not supported (absolute 0x33)",
-                              field="type", offset=2)
+            raise DecodeError(
+                cls.__name__,
+                f"temp basal type 0x{kind:02X} not supported (absolute 0x33)",
+                field="type",
+                offset=2,
+            )
         return cls(r.sfloat("rate"), r.u16("duration"), counter)
 
     def __bytes__(self) -> bytes:
@@ -531,7 +551,9 @@ class SetBolusResponse(_Message):
         return cls(r.u16("bolus_id"), r.sfloat("amount"), counter)
 
     def __bytes__(self) -> bytes:
-        return _protect(self._writer().u16("bolus_id", self.bolus_id).sfloat("amount", self.units), self.e2e_counter)
+        return _protect(
+            self._writer().u16("bolus_id", self.bolus_id).sfloat("amount", self.units), self.e2e_counter
+        )
 
 
 Decoder = Callable[..., object]
@@ -548,14 +570,16 @@ def _dispatch(table: dict[int, Decoder], what: str, data: bytes | bytearray, req
 
 
 _SR_TABLE: dict[int, Decoder] = {op: StatusReaderRequest.from_bytes for op in _SR_REQUESTS}
-_SR_TABLE.update({
-    IdsOpcode.SR_RESPONSE_CODE: IdsResponse.from_bytes,
-    IdsOpcode.ACTIVE_BASAL_RATE_RESPONSE: ActiveBasalRate.from_bytes,
-    IdsOpcode.ACTIVE_BOLUS_RESPONSE: ActiveBolus.from_bytes,
-    IdsOpcode.TOTAL_DAILY_INSULIN_RESPONSE: TotalDailyInsulin.from_bytes,
-    IdsOpcode.DELIVERED_INSULIN_RESPONSE: DeliveredInsulin.from_bytes,
-    IdsOpcode.INSULIN_ON_BOARD_RESPONSE: InsulinOnBoard.from_bytes,
-})
+_SR_TABLE.update(
+    {
+        IdsOpcode.SR_RESPONSE_CODE: IdsResponse.from_bytes,
+        IdsOpcode.ACTIVE_BASAL_RATE_RESPONSE: ActiveBasalRate.from_bytes,
+        IdsOpcode.ACTIVE_BOLUS_RESPONSE: ActiveBolus.from_bytes,
+        IdsOpcode.TOTAL_DAILY_INSULIN_RESPONSE: TotalDailyInsulin.from_bytes,
+        IdsOpcode.DELIVERED_INSULIN_RESPONSE: DeliveredInsulin.from_bytes,
+        IdsOpcode.INSULIN_ON_BOARD_RESPONSE: InsulinOnBoard.from_bytes,
+    }
+)
 _CMD_TABLE: dict[int, Decoder] = {
     IdsOpcode.CMD_RESPONSE_CODE: IdsResponse.from_bytes,
     IdsOpcode.SET_THERAPY_CONTROL_STATE: SetTherapyControlState.from_bytes,
@@ -624,14 +648,30 @@ class HistoryEvent:
         seq = r.u32("sequence")
         t = HISTORY_EPOCH + timedelta(seconds=r.u32("time"))
         if kind is HistoryEventType.BOLUS_DELIVERED:
-            return cls(kind, seq, t, bolus_id=r.u16("bolus_id"), units=r.sfloat("amount"), e2e_counter=counter)
+            return cls(
+                kind, seq, t, bolus_id=r.u16("bolus_id"), units=r.sfloat("amount"), e2e_counter=counter
+            )
         if kind is HistoryEventType.BASAL_DELIVERED:
             rate, dur, units, flags = r.sfloat("rate"), r.u16("duration"), r.sfloat("amount"), r.u8("flags")
-            return cls(kind, seq, t, units=units, rate_u_per_h=rate, duration_min=dur, temp=bool(flags & 1),
-                       e2e_counter=counter)
+            return cls(
+                kind,
+                seq,
+                t,
+                units=units,
+                rate_u_per_h=rate,
+                duration_min=dur,
+                temp=bool(flags & 1),
+                e2e_counter=counter,
+            )
         if kind is HistoryEventType.TEMP_BASAL_STARTED:
-            return cls(kind, seq, t, rate_u_per_h=r.sfloat("rate"), duration_min=r.u16("duration"),
-                       e2e_counter=counter)
+            return cls(
+                kind,
+                seq,
+                t,
+                rate_u_per_h=r.sfloat("rate"),
+                duration_min=r.u16("duration"),
+                e2e_counter=counter,
+            )
         if kind is HistoryEventType.THERAPY_STATE_CHANGED:
             a = _enum(TherapyControlState, r.u8("from"), cls.WHAT, "from", 10)
             b = _enum(TherapyControlState, r.u8("to"), cls.WHAT, "to", 11)

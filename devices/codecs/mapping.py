@@ -95,8 +95,9 @@ def cgm_reading(
 ) -> CgmReading:
     g = m.glucose_mg_dl
     value = _finite_in(g, 0.0, GLUCOSE_MAX_MG_DL)
-    status = cgm_status(m.annunciation, has_value=value is not None, time_offset_min=m.time_offset_min,
-                        warmup_min=warmup_min)
+    status = cgm_status(
+        m.annunciation, has_value=value is not None, time_offset_min=m.time_offset_min, warmup_min=warmup_min
+    )
     if value is None:
         if g == math.inf or (math.isfinite(g) and g > GLUCOSE_MAX_MG_DL):
             status.add(CgmStatus.ABOVE_DEVICE_RANGE)
@@ -131,7 +132,8 @@ def pump_status(
     scheduled = _finite_in(basal.scheduled_u_per_h, 0.0, 50.0)
     if reservoir is None or scheduled is None:
         raise DecodeError(
-            "IDD Status", f"reservoir {status.reservoir_u!r} U or basal {basal.scheduled_u_per_h!r} U/h out of range"
+            "IDD Status",
+            f"reservoir {status.reservoir_u!r} U or basal {basal.scheduled_u_per_h!r} U/h out of range",
         )
     tbr = basal.temp_basal_u_per_h
     if tbr is not None and _finite_in(tbr, 0.0, 50.0) is None:
@@ -158,16 +160,21 @@ def insulin_delivery(event: HistoryEvent, device_id: str) -> InsulinDelivery | N
         return InsulinDelivery(event.time_utc, units, InsulinKind.BOLUS, device_id, 0.0, event.sequence)
     if event.event_type is HistoryEventType.BASAL_DELIVERED and units is not None:
         kind = InsulinKind.TEMP_BASAL if event.temp else InsulinKind.BASAL
-        return InsulinDelivery(event.time_utc, units, kind, device_id, float(event.duration_min or 0), event.sequence)
+        return InsulinDelivery(
+            event.time_utc, units, kind, device_id, float(event.duration_min or 0), event.sequence
+        )
     if event.event_type in (HistoryEventType.BOLUS_DELIVERED, HistoryEventType.BASAL_DELIVERED):
-        raise DecodeError(HistoryEvent.WHAT, f"delivered amount {event.units!r} U out of range", field="amount")
+        raise DecodeError(
+            HistoryEvent.WHAT, f"delivered amount {event.units!r} U out of range", field="amount"
+        )
     return None
 
 
 def heart_rate_reading(m: HeartRateMeasurement, time_utc: datetime, device_id: str) -> HeartRateReading:
     if not 0 <= m.heart_rate_bpm <= 300:
-        raise DecodeError(HeartRateMeasurement.WHAT, f"heart rate {m.heart_rate_bpm} bpm out of range",
-                          field="heart_rate")
+        raise DecodeError(
+            HeartRateMeasurement.WHAT, f"heart rate {m.heart_rate_bpm} bpm out of range", field="heart_rate"
+        )
     return HeartRateReading(
         time_utc=time_utc,
         heart_rate_bpm=m.heart_rate_bpm,

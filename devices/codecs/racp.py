@@ -88,23 +88,40 @@ class Racp:
 
     @classmethod
     def report(
-        cls, operator: RacpOperator, *operands: int, profile: RacpProfile = RacpProfile.CGMS,
+        cls,
+        operator: RacpOperator,
+        *operands: int,
+        profile: RacpProfile = RacpProfile.CGMS,
         e2e_counter: int | None = None,
     ) -> Racp:
-        needs_filter = operator in (RacpOperator.LESS_OR_EQUAL, RacpOperator.GREATER_OR_EQUAL,
-                                    RacpOperator.WITHIN_RANGE)
+        needs_filter = operator in (
+            RacpOperator.LESS_OR_EQUAL,
+            RacpOperator.GREATER_OR_EQUAL,
+            RacpOperator.WITHIN_RANGE,
+        )
         return cls(
-            RacpOpcode.REPORT_STORED_RECORDS, operator, FILTER_PRIMARY if needs_filter else None,
-            tuple(operands), profile=profile, e2e_counter=e2e_counter,
+            RacpOpcode.REPORT_STORED_RECORDS,
+            operator,
+            FILTER_PRIMARY if needs_filter else None,
+            tuple(operands),
+            profile=profile,
+            e2e_counter=e2e_counter,
         )
 
     @classmethod
     def response(
-        cls, request: RacpOpcode | int, code: RacpResponseCode, *, profile: RacpProfile = RacpProfile.CGMS,
+        cls,
+        request: RacpOpcode | int,
+        code: RacpResponseCode,
+        *,
+        profile: RacpProfile = RacpProfile.CGMS,
         e2e_counter: int | None = None,
     ) -> Racp:
         return cls(
-            RacpOpcode.RESPONSE_CODE, request_opcode=int(request), response_code=int(code), profile=profile,
+            RacpOpcode.RESPONSE_CODE,
+            request_opcode=int(request),
+            response_code=int(code),
+            profile=profile,
             e2e_counter=e2e_counter,
         )
 
@@ -137,18 +154,25 @@ class Racp:
         operands: tuple[int, ...] = ()
         number = req = code = None
         if op in _FILTERED_OPS:
-            n = {RacpOperator.LESS_OR_EQUAL: 1, RacpOperator.GREATER_OR_EQUAL: 1, RacpOperator.WITHIN_RANGE: 2}
+            n = {
+                RacpOperator.LESS_OR_EQUAL: 1,
+                RacpOperator.GREATER_OR_EQUAL: 1,
+                RacpOperator.WITHIN_RANGE: 2,
+            }
             count = n.get(operator, 0)
             if operator is RacpOperator.NULL:
                 raise DecodeError(what, f"{op.name} needs an operator", field="operator", offset=1)
             if count:
                 filter_type = r.u8("filter_type")
                 if filter_type != FILTER_PRIMARY:
-                    raise DecodeError(what, f"filter type 0x{filter_type:02X} not supported", field="filter_type",
-                                      offset=2)
+                    raise DecodeError(
+                        what, f"filter type 0x{filter_type:02X} not supported", field="filter_type", offset=2
+                    )
                 operands = tuple(int.from_bytes(r.take(width, "operand"), "little") for _ in range(count))
                 if count == 2 and operands[0] > operands[1]:
-                    raise DecodeError(what, f"range {operands[0]}..{operands[1]} is reversed", field="operand")
+                    raise DecodeError(
+                        what, f"range {operands[0]}..{operands[1]} is reversed", field="operand"
+                    )
         elif op is RacpOpcode.NUMBER_OF_RECORDS_RESPONSE:
             number = r.u16("number_of_records")
         elif op is RacpOpcode.RESPONSE_CODE:
@@ -156,8 +180,9 @@ class Racp:
             code = r.u8("response_code")
         r.end()
         if op not in _FILTERED_OPS and operator is not RacpOperator.NULL:
-            raise DecodeError(what, f"{op.name} takes the null operator, got {operator.name}", field="operator",
-                              offset=1)
+            raise DecodeError(
+                what, f"{op.name} takes the null operator, got {operator.name}", field="operator", offset=1
+            )
         return cls(op, operator, filter_type, operands, number, req, code, profile, counter)
 
     def __bytes__(self) -> bytes:

@@ -37,7 +37,15 @@ from devices.serial.messages import CgmFlags, CgmRecord, DeviceKind, Msg, u32
 from devices.serial.port import SerialPort
 from devices.timing import Backoff
 from edgetwin.clock import Clock, RealClock
-from edgetwin.messages import CgmReading, CgmStatus, CommandResult, InsulinDelivery, PumpCommand, PumpCommandKind, PumpStatus
+from edgetwin.messages import (
+    CgmReading,
+    CgmStatus,
+    CommandResult,
+    InsulinDelivery,
+    PumpCommand,
+    PumpCommandKind,
+    PumpStatus,
+)
 
 __all__ = ["SerialCgm", "SerialPump"]
 
@@ -106,8 +114,17 @@ class SerialStats:
 
 
 class SerialCgm:
-    def __init__(self, path: str, *, baudrate: int = 115200, clock: Clock | None = None, device_id: str | None = None,
-                 io_timeout_s: float = 2.0, backoff: Backoff = Backoff(), history_min: int = 24 * 60) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        baudrate: int = 115200,
+        clock: Clock | None = None,
+        device_id: str | None = None,
+        io_timeout_s: float = 2.0,
+        backoff: Backoff = Backoff(),
+        history_min: int = 24 * 60,
+    ) -> None:
         self.path = path
         self.baudrate = baudrate
         self.clock = clock or RealClock()
@@ -126,7 +143,10 @@ class SerialCgm:
                     await s.hello(DeviceKind.CGM_RECEIVER)
                     self.stats.connections += 1
                     attempt = 0
-                    await s.request(bytes([Msg.CGM_HISTORY_REQUEST]) + u32(0 if self.last_seq is None else self.last_seq + 1))
+                    await s.request(
+                        bytes([Msg.CGM_HISTORY_REQUEST])
+                        + u32(0 if self.last_seq is None else self.last_seq + 1)
+                    )
                     while True:
                         msg = await s.receive()
                         if msg[0] not in (Msg.CGM_RECORD, Msg.CGM_HISTORY_RECORD):
@@ -162,10 +182,22 @@ class SerialCgm:
         value = rec.glucose_mg_dl
         if value is None and not status:
             status.add(CgmStatus.INVALID_VALUE)
-        trend = rec.trend_mg_dl_per_min if rec.trend_mg_dl_per_min is None or abs(rec.trend_mg_dl_per_min) <= 100 else None
+        trend = (
+            rec.trend_mg_dl_per_min
+            if rec.trend_mg_dl_per_min is None or abs(rec.trend_mg_dl_per_min) <= 100
+            else None
+        )
         try:
-            reading = CgmReading(rec.time_utc, float(value) if value is not None and value <= 1000 else None,
-                                 self.device_id, rec.seq, trend, None, frozenset(status), backfilled)
+            reading = CgmReading(
+                rec.time_utc,
+                float(value) if value is not None and value <= 1000 else None,
+                self.device_id,
+                rec.seq,
+                trend,
+                None,
+                frozenset(status),
+                backfilled,
+            )
         except ValueError as exc:
             self.stats.rejected += 1
             log.warning("%s: unusable record %d: %s", self.device_id, rec.seq, exc)
@@ -178,8 +210,15 @@ class SerialCgm:
 class SerialPump:
     """The pump bridge. Each call opens the port if needed (``async with`` keeps it open)."""
 
-    def __init__(self, path: str, *, baudrate: int = 115200, clock: Clock | None = None, device_id: str | None = None,
-                 io_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        baudrate: int = 115200,
+        clock: Clock | None = None,
+        device_id: str | None = None,
+        io_timeout_s: float = 2.0,
+    ) -> None:
         self.path = path
         self.baudrate = baudrate
         self.clock = clock or RealClock()
@@ -224,14 +263,24 @@ class SerialPump:
 
     async def _status_records(self) -> tuple[IddStatus, ActiveBasalRate, ActiveBolus, IddAnnunciation]:
         body = await self._ask(bytes([Msg.PUMP_STATUS_REQUEST]), Msg.PUMP_STATUS)
-        return (IddStatus.from_bytes(body[:5]), ActiveBasalRate.from_bytes(body[5:14]),
-                ActiveBolus.from_bytes(body[14:22]), IddAnnunciation.from_bytes(body[22:]))
+        return (
+            IddStatus.from_bytes(body[:5]),
+            ActiveBasalRate.from_bytes(body[5:14]),
+            ActiveBolus.from_bytes(body[14:22]),
+            IddAnnunciation.from_bytes(body[22:]),
+        )
 
     async def status(self) -> PumpStatus:
         async with self._lock:
             st, basal, bolus, ann = await self._status_records()
-            return pump_status(st, basal, self.clock.now_utc(), self.device_id, annunciation=ann,
-                               bolusing=bolus.bolus_id != 0)
+            return pump_status(
+                st,
+                basal,
+                self.clock.now_utc(),
+                self.device_id,
+                annunciation=ann,
+                bolusing=bolus.bolus_id != 0,
+            )
 
     async def deliveries(self, after_sequence: int = 0) -> list[InsulinDelivery]:
         async with self._lock:
@@ -267,10 +316,15 @@ class SerialPump:
         elif k is PumpCommandKind.BOLUS:
             msg = SetBolus(c.units or 0.0)
         else:
-            msg = SetTherapyControlState(TherapyControlState.PAUSE if k is PumpCommandKind.SUSPEND
-                                         else TherapyControlState.RUN)
-        reply = IdsResponse.from_bytes(await self._ask(bytes([Msg.PUMP_COMMAND]) + bytes(msg),  # type: ignore[call-overload]
-                                                       Msg.PUMP_COMMAND_RESULT))
+            msg = SetTherapyControlState(
+                TherapyControlState.PAUSE if k is PumpCommandKind.SUSPEND else TherapyControlState.RUN
+            )
+        reply = IdsResponse.from_bytes(
+            await self._ask(
+                bytes([Msg.PUMP_COMMAND]) + bytes(msg),  # type: ignore[call-overload]
+                Msg.PUMP_COMMAND_RESULT,
+            )
+        )
         if reply.code is not IdsResponseCode.SUCCESS:
             return False, f"pump refused: {reply.code.name}"
         st, basal, bolus, _ = await self._status_records()

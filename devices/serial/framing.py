@@ -63,8 +63,9 @@ class Frame:
             raise FrameError(cls.WHAT, f"truncated: {len(body)} bytes", offset=0)
         length = int.from_bytes(body[2:4], "little")
         if len(body) != 6 + length:
-            raise FrameError(cls.WHAT, f"length field {length} but {len(body) - 6} payload bytes", field="length",
-                             offset=2)
+            raise FrameError(
+                cls.WHAT, f"length field {length} but {len(body) - 6} payload bytes", field="length", offset=2
+            )
         expected = crc16_mcrf4xx(body[:-2])
         received = int.from_bytes(body[-2:], "little")
         if expected != received:
@@ -72,7 +73,9 @@ class Frame:
         try:
             kind = FrameKind(body[0])
         except ValueError:
-            raise FrameError(cls.WHAT, f"unknown frame kind 0x{body[0]:02X}", field="kind", offset=0) from None
+            raise FrameError(
+                cls.WHAT, f"unknown frame kind 0x{body[0]:02X}", field="kind", offset=0
+            ) from None
         return cls(kind, body[1], bytes(body[4:-2]))
 
 

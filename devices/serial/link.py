@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 
 
 class MessageLink:
-    def __init__(self, write: Callable[[bytes], Awaitable[None]], *, ack_timeout_s: float = 0.5,
-                 retries: int = 4, name: str = "link") -> None:
+    def __init__(
+        self,
+        write: Callable[[bytes], Awaitable[None]],
+        *,
+        ack_timeout_s: float = 0.5,
+        retries: int = 4,
+        name: str = "link",
+    ) -> None:
         self._write = write
         self.ack_timeout_s = ack_timeout_s
         self.retries = retries

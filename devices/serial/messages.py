@@ -69,10 +69,21 @@ class CgmRecord:
     @classmethod
     def from_bytes(cls, body: bytes) -> CgmRecord:
         r = Reader(body, cls.WHAT)
-        seq, t, g, flags, trend = r.u32("seq"), r.u32("time"), r.u16("glucose"), r.u16("flags"), r.s16("trend")
+        seq, t, g, flags, trend = (
+            r.u32("seq"),
+            r.u32("time"),
+            r.u16("glucose"),
+            r.u16("flags"),
+            r.s16("trend"),
+        )
         r.end()
-        return cls(seq, EPOCH + timedelta(seconds=t), g or None, CgmFlags(flags),
-                   None if trend == TREND_NONE else trend / 10.0)
+        return cls(
+            seq,
+            EPOCH + timedelta(seconds=t),
+            g or None,
+            CgmFlags(flags),
+            None if trend == TREND_NONE else trend / 10.0,
+        )
 
     def __bytes__(self) -> bytes:
         w = Writer(self.WHAT).u32("seq", self.seq).u32("time", int((self.time_utc - EPOCH).total_seconds()))

@@ -10,6 +10,7 @@ and the owner reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -76,8 +77,6 @@ class SerialPort:
             await asyncio.to_thread(self._thread.join, 1.0)
             self._thread = None
         if self._serial is not None:
-            try:
+            with contextlib.suppress(serial.SerialException, OSError):
                 self._serial.close()
-            except (serial.SerialException, OSError):
-                pass
             self._serial = None

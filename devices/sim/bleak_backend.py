@@ -146,7 +146,9 @@ class _Client(BaseBleakClient):
             try:
                 connection = await central.connect(self._peer_address, timeout=timeout)
             except (core.TimeoutError, core.ConnectionError, TimeoutError) as exc:
-                raise BleakDeviceNotFoundError(self.address, f"cannot connect to {self.address}: {exc}") from None
+                raise BleakDeviceNotFoundError(
+                    self.address, f"cannot connect to {self.address}: {exc}"
+                ) from None
         self._connection = connection
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
@@ -161,8 +163,14 @@ class _Client(BaseBleakClient):
                 for ch in svc.characteristics:
                     await peer.discover_descriptors(ch)
                     props = [n for bit, n in _PROPERTY_NAMES.items() if ch.properties & bit]
-                    bch = BleakGATTCharacteristic(ch, ch.handle, uuid_str(ch.uuid), props,  # type: ignore[arg-type]
-                                                  lambda: ATT_MTU - 3, bsvc)
+                    bch = BleakGATTCharacteristic(
+                        ch,
+                        ch.handle,
+                        uuid_str(ch.uuid),
+                        props,  # type: ignore[arg-type]
+                        lambda: ATT_MTU - 3,
+                        bsvc,
+                    )
                     services.add_characteristic(bch)
                     self._proxies[ch.handle] = ch
                     for d in ch.descriptors:
@@ -214,7 +222,9 @@ class _Client(BaseBleakClient):
         peer, proxy = self._require(descriptor.handle)
         return bytearray(await peer.read_value(proxy))
 
-    async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: Any, response: bool) -> None:
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
+    ) -> None:
         peer, proxy = self._require(characteristic.handle)
         await peer.write_value(proxy, bytes(data), with_response=response)
 
@@ -222,8 +232,9 @@ class _Client(BaseBleakClient):
         peer, proxy = self._require(descriptor.handle)
         await peer.write_value(proxy, bytes(data), with_response=True)
 
-    async def start_notify(self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback,
-                           **kwargs: Any) -> None:
+    async def start_notify(
+        self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
+    ) -> None:
         peer, proxy = self._require(characteristic.handle)
         assert isinstance(proxy, CharacteristicProxy)
 
@@ -236,5 +247,3 @@ class _Client(BaseBleakClient):
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         peer, proxy = self._require(characteristic.handle)
         await peer.unsubscribe(proxy, self._subscriptions.pop(characteristic.handle, None))
-
-

@@ -28,8 +28,11 @@ class SimHeart:
 
     def measurement(self) -> HeartRateMeasurement:
         minute = self.world.minute
-        day = math.sin(2 * math.pi * ((self.world.time_at(minute).hour * 60 + self.world.time_at(minute).minute)
-                                      / 1440.0 - 0.3))
+        day = math.sin(
+            2
+            * math.pi
+            * ((self.world.time_at(minute).hour * 60 + self.world.time_at(minute).minute) / 1440.0 - 0.3)
+        )
         meal = 8.0 if self.world.minutes_since_meal() < 90 else 0.0
         bpm = int(round(self.resting_bpm + 6.0 * day + meal + self._rng.gauss(0.0, 2.0)))
         self.energy_kj = min(0xFFFF, self.energy_kj + bpm // 20)
@@ -42,8 +45,9 @@ class SimMeter:
 
     NAME = "meter"
 
-    def __init__(self, world: SimWorld, *, times_of_day_min: tuple[int, ...] = (420, 720, 1080, 1320),
-                 seed: int = 0) -> None:
+    def __init__(
+        self, world: SimWorld, *, times_of_day_min: tuple[int, ...] = (420, 720, 1080, 1320), seed: int = 0
+    ) -> None:
         self.world = world
         self.times_of_day_min = times_of_day_min
         self._rng = random.Random(seed)

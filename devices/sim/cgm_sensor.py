@@ -117,7 +117,11 @@ class SimCgmSensor:
                 ann |= CgmAnnunciation.ABOVE_DEVICE_RANGE
             value = float(round(min(max(raw, spec.min_mg_dl), spec.max_mg_dl)))
             prev = self.records[-1] if self.records else None
-            if prev is not None and math.isfinite(prev.glucose_mg_dl) and offset - prev.offset_min <= 3 * self.sample_time_min:
+            if (
+                prev is not None
+                and math.isfinite(prev.glucose_mg_dl)
+                and offset - prev.offset_min <= 3 * self.sample_time_min
+            ):
                 trend = round((value - prev.glucose_mg_dl) / (offset - prev.offset_min), 1)
         record = SensorRecord(offset, minute, value, ann, trend)
         self.records.append(record)

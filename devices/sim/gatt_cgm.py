@@ -10,7 +10,6 @@ the air; SENSOR_WARMUP, SENSOR_ERROR and COMPRESSION_LOW come from the sensor mo
 
 from __future__ import annotations
 
-
 from bumble import gatt
 from bumble.core import UUID
 from bumble.device import Connection
@@ -29,7 +28,7 @@ from devices.codecs.racp import Racp, RacpOpcode, RacpOperator, RacpResponseCode
 from devices.errors import CrcError, DecodeError
 from devices.sim.cgm_sensor import SensorRecord
 from devices.sim.faults import Fault
-from devices.sim.peripheral import ATT_INVALID_CRC, ATT_MISSING_CRC, SimPeripheral, value
+from devices.sim.peripheral import ATT_INVALID_CRC, ATT_MISSING_CRC, SimPeripheral, char, value
 from devices.sim.radio import VirtualRadio
 from devices.sim.world import SimWorld
 
@@ -39,8 +38,10 @@ _P = gatt.Characteristic.Properties
 _RW = gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE
 
 FEATURES = (
-    CgmFeatureBits.SENSOR_MALFUNCTION_DETECTION | CgmFeatureBits.RESULT_HIGH_LOW_DETECTION
-    | CgmFeatureBits.DEVICE_SPECIFIC_ALERT | CgmFeatureBits.TREND
+    CgmFeatureBits.SENSOR_MALFUNCTION_DETECTION
+    | CgmFeatureBits.RESULT_HIGH_LOW_DETECTION
+    | CgmFeatureBits.DEVICE_SPECIFIC_ALERT
+    | CgmFeatureBits.TREND
 )
 
 _ALERT_GET = {op: CgmOpcode(op + 1) for op in range(8, 24, 3)}  # get → response
@@ -50,8 +51,15 @@ class SimCgm(SimPeripheral):
     KIND = "cgm"
     SERVICE = 0x181F
 
-    def __init__(self, world: SimWorld, radio: VirtualRadio, *, e2e: bool = True, name: str | None = None,
-                 address: str | None = None) -> None:
+    def __init__(
+        self,
+        world: SimWorld,
+        radio: VirtualRadio,
+        *,
+        e2e: bool = True,
+        name: str | None = None,
+        address: str | None = None,
+    ) -> None:
         super().__init__(world, radio, name=name, address=address)
         self.sensor = world.cgm
         self.e2e = e2e
@@ -65,18 +73,30 @@ class SimCgm(SimPeripheral):
         def u(x: int) -> UUID:
             return UUID.from_16_bits(x)
 
-        self.measurement = gatt.Characteristic(u(0x2AA7), _P.NOTIFY, gatt.Characteristic.READABLE, b"")
-        self.cp = gatt.Characteristic(u(0x2AAC), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_cp))
-        self.racp = gatt.Characteristic(u(0x2A52), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_racp))
+        self.measurement = char(u(0x2AA7), _P.NOTIFY, gatt.Characteristic.READABLE, b"")
+        self.cp = char(u(0x2AAC), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_cp))
+        self.racp = char(u(0x2A52), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_racp))
         chars = [
             self.measurement,
-            gatt.Characteristic(u(0x2AA8), _P.READ, gatt.Characteristic.READABLE, value(read=self._read_feature)),
-            gatt.Characteristic(u(0x2AA9), _P.READ, gatt.Characteristic.READABLE,
-                                value(read=lambda c: bytes(self.sensor.status(e2e=self.e2e)))),
-            gatt.Characteristic(u(0x2AAA), _P.READ | _P.WRITE, _RW,
-                                value(read=self._read_start_time, write=self._write_start_time)),
-            gatt.Characteristic(u(0x2AAB), _P.READ, gatt.Characteristic.READABLE,
-                                value(read=lambda c: bytes(SessionRunTime(self.sensor.run_time_hours, self.e2e)))),
+            char(u(0x2AA8), _P.READ, gatt.Characteristic.READABLE, value(read=self._read_feature)),
+            char(
+                u(0x2AA9),
+                _P.READ,
+                gatt.Characteristic.READABLE,
+                value(read=lambda c: bytes(self.sensor.status(e2e=self.e2e))),
+            ),
+            char(
+                u(0x2AAA),
+                _P.READ | _P.WRITE,
+                _RW,
+                value(read=self._read_start_time, write=self._write_start_time),
+            ),
+            char(
+                u(0x2AAB),
+                _P.READ,
+                gatt.Characteristic.READABLE,
+                value(read=lambda c: bytes(SessionRunTime(self.sensor.run_time_hours, self.e2e))),
+            ),
             self.cp,
             self.racp,
         ]
@@ -95,7 +115,7 @@ class SimCgm(SimPeripheral):
     def _write_start_time(self, _: Connection, data: bytes) -> None:
         self.sensor.session_start_time = self._parse(SessionStartTime.from_bytes, data)
 
-    def _parse(self, decoder, data: bytes):  # type: ignore[no-untyped-def]
+    def _parse(self, decoder, data: bytes):
         try:
             return decoder(data, require_crc=self.e2e)
         except CrcError as exc:
@@ -110,8 +130,12 @@ class SimCgm(SimPeripheral):
             raise self.att_error(ATT_MISSING_CRC if exc.actual is None else ATT_INVALID_CRC) from None
         except DecodeError:
             op = data[0] if data else 0
-            self.spawn(self.indicate(self.cp, bytes(CgmControlPoint.response(op, CgmResponseCode.OP_CODE_NOT_SUPPORTED,
-                                                                              e2e=self.e2e))))
+            self.spawn(
+                self.indicate(
+                    self.cp,
+                    bytes(CgmControlPoint.response(op, CgmResponseCode.OP_CODE_NOT_SUPPORTED, e2e=self.e2e)),
+                )
+            )
             return
         self.spawn(self.indicate(self.cp, bytes(self._control(request))))
 
@@ -119,7 +143,9 @@ class SimCgm(SimPeripheral):
         op = req.opcode
         ok = CgmControlPoint.response(op, CgmResponseCode.SUCCESS, e2e=self.e2e)
         if op is CgmOpcode.GET_COMMUNICATION_INTERVAL:
-            return CgmControlPoint(CgmOpcode.COMMUNICATION_INTERVAL_RESPONSE, self.sensor.sample_time_min, e2e=self.e2e)
+            return CgmControlPoint(
+                CgmOpcode.COMMUNICATION_INTERVAL_RESPONSE, self.sensor.sample_time_min, e2e=self.e2e
+            )
         if op is CgmOpcode.SET_COMMUNICATION_INTERVAL:
             return ok
         if op is CgmOpcode.START_SESSION:
@@ -145,13 +171,18 @@ class SimCgm(SimPeripheral):
         try:
             req = Racp.from_bytes(data)
         except DecodeError as exc:
-            code = RacpResponseCode.OP_CODE_NOT_SUPPORTED if exc.field == "opcode" else RacpResponseCode.INVALID_OPERAND
+            code = (
+                RacpResponseCode.OP_CODE_NOT_SUPPORTED
+                if exc.field == "opcode"
+                else RacpResponseCode.INVALID_OPERAND
+            )
             await self.indicate(self.racp, bytes(Racp.response(data[0] if data else 0, code)))
             return
         records = self._select(req)
         if req.opcode is RacpOpcode.REPORT_NUMBER_OF_RECORDS:
-            await self.indicate(self.racp, bytes(Racp(RacpOpcode.NUMBER_OF_RECORDS_RESPONSE,
-                                                      number_of_records=len(records))))
+            await self.indicate(
+                self.racp, bytes(Racp(RacpOpcode.NUMBER_OF_RECORDS_RESPONSE, number_of_records=len(records)))
+            )
             return
         if req.opcode is RacpOpcode.REPORT_STORED_RECORDS:
             await self._send_records(records, live=False)
@@ -184,7 +215,9 @@ class SimCgm(SimPeripheral):
     # --- live notifications -----------------------------------------------------------------
 
     def _measurement(self, r: SensorRecord) -> CgmMeasurement:
-        return CgmMeasurement(r.glucose_mg_dl, r.offset_min, r.annunciation, r.trend_mg_dl_per_min, None, self.e2e)
+        return CgmMeasurement(
+            r.glucose_mg_dl, r.offset_min, r.annunciation, r.trend_mg_dl_per_min, None, self.e2e
+        )
 
     def _on_record(self, record: SensorRecord) -> None:
         if self.connection is None:
@@ -219,5 +252,3 @@ class SimCgm(SimPeripheral):
             chunk += data
         if chunk:
             await self.notify(self.measurement, chunk)
-
-

@@ -17,7 +17,6 @@ from bumble.device import Connection
 from devices.codecs.ids import (
     CancelBolus,
     CancelTempBasal,
-
     IdsOpcode,
     IdsResponse,
     IdsResponseCode,
@@ -33,7 +32,7 @@ from devices.codecs.ids import DeliveredInsulin as _Delivered
 from devices.codecs.ids import InsulinOnBoard as _Iob
 from devices.codecs.racp import Racp, RacpOpcode, RacpOperator, RacpProfile, RacpResponseCode
 from devices.errors import CrcError, DecodeError
-from devices.sim.peripheral import ATT_INVALID_CRC, ATT_MISSING_CRC, SimPeripheral, value
+from devices.sim.peripheral import ATT_INVALID_CRC, ATT_MISSING_CRC, SimPeripheral, char, value
 from devices.sim.radio import VirtualRadio
 from devices.sim.world import SimWorld
 
@@ -48,8 +47,9 @@ class SimPump(SimPeripheral):
     KIND = "pump"
     SERVICE = 0x183A
 
-    def __init__(self, world: SimWorld, radio: VirtualRadio, *, name: str | None = None,
-                 address: str | None = None) -> None:
+    def __init__(
+        self, world: SimWorld, radio: VirtualRadio, *, name: str | None = None, address: str | None = None
+    ) -> None:
         super().__init__(world, radio, name=name, address=address)
         self.pump = world.pump
         self._counter = 0
@@ -63,21 +63,35 @@ class SimPump(SimPeripheral):
         def u(x: int) -> UUID:
             return UUID.from_16_bits(x)
 
-        self.status_char = gatt.Characteristic(u(0x2B21), _P.READ | _P.INDICATE, _R,
-                                               value(read=lambda c: bytes(self.pump.status(e2e_counter=self._next()))))
-        self.annunciation_char = gatt.Characteristic(
-            u(0x2B22), _P.READ | _P.INDICATE, _R,
-            value(read=lambda c: bytes(_with_counter(self.pump.annunciation, self._next()))))
-        self.reader_cp = gatt.Characteristic(u(0x2B24), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_reader))
-        self.command_cp = gatt.Characteristic(u(0x2B25), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_command))
-        self.command_data = gatt.Characteristic(u(0x2B26), _P.NOTIFY, _R, b"")
-        self.racp = gatt.Characteristic(u(0x2B27), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_racp))
-        self.history_data = gatt.Characteristic(u(0x2B28), _P.NOTIFY, _R, b"")
-        chars = [self.status_char, self.annunciation_char, self.reader_cp, self.command_cp, self.command_data,
-                 self.racp, self.history_data]
+        self.status_char = char(
+            u(0x2B21),
+            _P.READ | _P.INDICATE,
+            _R,
+            value(read=lambda c: bytes(self.pump.status(e2e_counter=self._next()))),
+        )
+        self.annunciation_char = char(
+            u(0x2B22),
+            _P.READ | _P.INDICATE,
+            _R,
+            value(read=lambda c: bytes(_with_counter(self.pump.annunciation, self._next()))),
+        )
+        self.reader_cp = char(u(0x2B24), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_reader))
+        self.command_cp = char(u(0x2B25), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_command))
+        self.command_data = char(u(0x2B26), _P.NOTIFY, _R, b"")
+        self.racp = char(u(0x2B27), _P.WRITE | _P.INDICATE, _RW, value(write=self._write_racp))
+        self.history_data = char(u(0x2B28), _P.NOTIFY, _R, b"")
+        chars = [
+            self.status_char,
+            self.annunciation_char,
+            self.reader_cp,
+            self.command_cp,
+            self.command_data,
+            self.racp,
+            self.history_data,
+        ]
         return [gatt.Service(u(self.SERVICE), chars)]
 
-    def _checked(self, decoder, data: bytes):  # type: ignore[no-untyped-def]
+    def _checked(self, decoder, data: bytes):
         try:
             return decoder(data, require_e2e=True)
         except CrcError as exc:
@@ -88,7 +102,9 @@ class SimPump(SimPeripheral):
             req = self._checked(StatusReaderRequest.from_bytes, data)
         except DecodeError:
             op = int.from_bytes(data[:2], "little") if len(data) >= 2 else 0
-            reply = IdsResponse(IdsOpcode.SR_RESPONSE_CODE, op, IdsResponseCode.OP_CODE_NOT_SUPPORTED, self._next())
+            reply = IdsResponse(
+                IdsOpcode.SR_RESPONSE_CODE, op, IdsResponseCode.OP_CODE_NOT_SUPPORTED, self._next()
+            )
             self.spawn(self.indicate(self.reader_cp, bytes(reply)))
             return
         p, n = self.pump, self._next()
@@ -96,10 +112,12 @@ class SimPump(SimPeripheral):
             IdsOpcode.GET_ACTIVE_BASAL_RATE: lambda: p.active_basal(e2e_counter=n),
             IdsOpcode.GET_ACTIVE_BOLUS: lambda: p.active_bolus(e2e_counter=n),
             IdsOpcode.GET_INSULIN_ON_BOARD: lambda: _Iob(p.insulin_on_board_u(), 240, n),
-            IdsOpcode.GET_DELIVERED_INSULIN: lambda: _Delivered(round(p.delivered_bolus_total_u, 2),
-                                                                round(p.delivered_basal_total_u, 2), n),
+            IdsOpcode.GET_DELIVERED_INSULIN: lambda: _Delivered(
+                round(p.delivered_bolus_total_u, 2), round(p.delivered_basal_total_u, 2), n
+            ),
             IdsOpcode.GET_TOTAL_DAILY_INSULIN: lambda: TotalDailyInsulin(
-                round(p.delivered_bolus_total_u, 1), round(p.delivered_basal_total_u, 1), n),
+                round(p.delivered_bolus_total_u, 1), round(p.delivered_basal_total_u, 1), n
+            ),
         }
         self.spawn(self.indicate(self.reader_cp, bytes(answers[req.opcode]())))
 
@@ -108,8 +126,16 @@ class SimPump(SimPeripheral):
             cmd = self._checked(decode_command, data)
         except DecodeError:
             op = int.from_bytes(data[:2], "little") if len(data) >= 2 else 0
-            self.spawn(self.indicate(self.command_cp, bytes(
-                IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, op, IdsResponseCode.INVALID_OPERAND, self._next()))))
+            self.spawn(
+                self.indicate(
+                    self.command_cp,
+                    bytes(
+                        IdsResponse(
+                            IdsOpcode.CMD_RESPONSE_CODE, op, IdsResponseCode.INVALID_OPERAND, self._next()
+                        )
+                    ),
+                )
+            )
             return
         self.commands_received += 1
         self.spawn(self._command(cmd))
@@ -134,16 +160,29 @@ class SimPump(SimPeripheral):
         if data_reply is not None:
             await self.notify(self.command_data, data_reply)
         op = getattr(cmd, "OPCODE", 0)
-        await self.indicate(self.command_cp, bytes(IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, int(op), code,
-                                                               self._next())))
+        await self.indicate(
+            self.command_cp, bytes(IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, int(op), code, self._next()))
+        )
 
     def _write_racp(self, _: Connection, data: bytes) -> None:
         try:
-            req = self._checked(lambda d, require_e2e: Racp.from_bytes(d, profile=RacpProfile.IDS, e2e=True), data)
+            req = self._checked(
+                lambda d, require_e2e: Racp.from_bytes(d, profile=RacpProfile.IDS, e2e=True), data
+            )
         except DecodeError:
-            self.spawn(self.indicate(self.racp, bytes(Racp.response(
-                data[0] if data else 0, RacpResponseCode.INVALID_OPERAND, profile=RacpProfile.IDS,
-                e2e_counter=self._next()))))
+            self.spawn(
+                self.indicate(
+                    self.racp,
+                    bytes(
+                        Racp.response(
+                            data[0] if data else 0,
+                            RacpResponseCode.INVALID_OPERAND,
+                            profile=RacpProfile.IDS,
+                            e2e_counter=self._next(),
+                        )
+                    ),
+                )
+            )
             return
         self.spawn(self._racp(req))
 
@@ -164,9 +203,17 @@ class SimPump(SimPeripheral):
             case _:
                 chosen = events[:1]
         if req.opcode is RacpOpcode.REPORT_NUMBER_OF_RECORDS:
-            await self.indicate(self.racp, bytes(Racp(RacpOpcode.NUMBER_OF_RECORDS_RESPONSE,
-                                                      number_of_records=len(chosen), profile=RacpProfile.IDS,
-                                                      e2e_counter=self._next())))
+            await self.indicate(
+                self.racp,
+                bytes(
+                    Racp(
+                        RacpOpcode.NUMBER_OF_RECORDS_RESPONSE,
+                        number_of_records=len(chosen),
+                        profile=RacpProfile.IDS,
+                        e2e_counter=self._next(),
+                    )
+                ),
+            )
             return
         if req.opcode is RacpOpcode.REPORT_STORED_RECORDS:
             for event in chosen:
@@ -174,13 +221,13 @@ class SimPump(SimPeripheral):
         code = RacpResponseCode.SUCCESS if chosen else RacpResponseCode.NO_RECORDS_FOUND
         if req.opcode not in (RacpOpcode.REPORT_STORED_RECORDS, RacpOpcode.REPORT_NUMBER_OF_RECORDS):
             code = RacpResponseCode.OP_CODE_NOT_SUPPORTED
-        await self.indicate(self.racp, bytes(Racp.response(req.opcode, code, profile=RacpProfile.IDS,
-                                                           e2e_counter=self._next())))
+        await self.indicate(
+            self.racp,
+            bytes(Racp.response(req.opcode, code, profile=RacpProfile.IDS, e2e_counter=self._next())),
+        )
 
 
-def _with_counter(record, counter: int):  # type: ignore[no-untyped-def]
+def _with_counter(record, counter: int):
     from dataclasses import replace
 
     return replace(record, e2e_counter=counter)
-
-

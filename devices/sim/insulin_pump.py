@@ -81,7 +81,9 @@ class SimInsulinPump:
         return self.bolus_delivered_u < self.bolus_programmed_u - 1e-9
 
     def status(self, *, e2e_counter: int | None = None) -> IddStatus:
-        return IddStatus(self.therapy_state, OperationalState.READY, round(self.reservoir_u, 1), True, e2e_counter)
+        return IddStatus(
+            self.therapy_state, OperationalState.READY, round(self.reservoir_u, 1), True, e2e_counter
+        )
 
     def active_basal(self, *, e2e_counter: int | None = None) -> ActiveBasalRate:
         if self.temp_basal is None:
@@ -92,7 +94,9 @@ class SimInsulinPump:
     def active_bolus(self, *, e2e_counter: int | None = None) -> ActiveBolus:
         if not self.bolusing:
             return ActiveBolus(0, e2e_counter=e2e_counter)
-        return ActiveBolus(self.bolus_id, self.bolus_programmed_u, round(self.bolus_delivered_u, 2), e2e_counter)
+        return ActiveBolus(
+            self.bolus_id, self.bolus_programmed_u, round(self.bolus_delivered_u, 2), e2e_counter
+        )
 
     def insulin_on_board_u(self) -> float:
         now = self.world.minute
@@ -190,8 +194,11 @@ class SimInsulinPump:
         basal = min(rate / 60.0, self.reservoir_u)
         bolus = 0.0
         if self.bolusing:
-            bolus = min(self.bolus_rate_u_per_min, self.bolus_programmed_u - self.bolus_delivered_u,
-                        self.reservoir_u - basal)
+            bolus = min(
+                self.bolus_rate_u_per_min,
+                self.bolus_programmed_u - self.bolus_delivered_u,
+                self.reservoir_u - basal,
+            )
             self.bolus_delivered_u += bolus
             self.delivered_bolus_total_u += bolus
             if not self.bolusing:
@@ -218,8 +225,14 @@ class SimInsulinPump:
             return
         start, rate, temp, units = seg
         duration = self.world.minute - start + 1 if self.world.minute >= start else 1
-        self._log(HistoryEventType.BASAL_DELIVERED, time=self.world.time_at(start), units=round(units, 3),
-                  rate_u_per_h=rate, duration_min=min(duration, BASAL_LOG_PERIOD_MIN), temp=temp)
+        self._log(
+            HistoryEventType.BASAL_DELIVERED,
+            time=self.world.time_at(start),
+            units=round(units, 3),
+            rate_u_per_h=rate,
+            duration_min=min(duration, BASAL_LOG_PERIOD_MIN),
+            temp=temp,
+        )
 
     def _end_temp_basal(self) -> None:
         self._close_segment()
@@ -230,7 +243,9 @@ class SimInsulinPump:
         delivered = round(self.bolus_delivered_u, 2)
         self.bolus_programmed_u = self.bolus_delivered_u
         if delivered > 0:
-            self._recent_boluses = [(m, u) for m, u in self._recent_boluses if self.world.minute - m < IOB_DURATION_MIN]
+            self._recent_boluses = [
+                (m, u) for m, u in self._recent_boluses if self.world.minute - m < IOB_DURATION_MIN
+            ]
             self._recent_boluses.append((self.world.minute, delivered))
             self._log(HistoryEventType.BOLUS_DELIVERED, units=delivered, bolus_id=self.bolus_id)
 
@@ -245,5 +260,7 @@ class SimInsulinPump:
         self._log(HistoryEventType.ANNUNCIATION, annunciation=kind)
 
     def _log(self, kind: HistoryEventType, *, time: datetime | None = None, **fields: object) -> None:
-        event = HistoryEvent(kind, len(self.history) + 1, time or self.world.time_at(self.world.minute), **fields)  # type: ignore[arg-type]
+        event = HistoryEvent(
+            kind, len(self.history) + 1, time or self.world.time_at(self.world.minute), **fields
+        )
         self.history.append(event)

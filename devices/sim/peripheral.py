@@ -18,7 +18,7 @@ from devices.sim.faults import Fault
 from devices.sim.radio import VirtualRadio
 from devices.sim.world import SimWorld
 
-__all__ = ["ATT_INVALID_CRC", "ATT_MISSING_CRC", "SimPeripheral", "value"]
+__all__ = ["ATT_INVALID_CRC", "ATT_MISSING_CRC", "SimPeripheral", "char", "value"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,16 @@ def value(
     return gatt.CharacteristicValue(read=read, write=write)
 
 
+def char(
+    uuid: UUID,
+    properties: gatt.Characteristic.Properties,
+    permissions: Any,
+    val: gatt.CharacteristicValue[bytes] | bytes,
+) -> gatt.Characteristic[bytes]:
+    """A characteristic whose value is bytes (our codecs do the encoding)."""
+    return gatt.Characteristic[bytes](uuid, properties, permissions, val)
+
+
 class SimPeripheral:
     """Base of the simulated devices. Subclasses set KIND (the fault device name), SERVICE (16-bit
     UUID) and build ``services()``; ``start()`` puts the device on the air."""
@@ -40,8 +50,9 @@ class SimPeripheral:
     KIND = "device"
     SERVICE = 0x0000
 
-    def __init__(self, world: SimWorld, radio: VirtualRadio, *, name: str | None = None,
-                 address: str | None = None) -> None:
+    def __init__(
+        self, world: SimWorld, radio: VirtualRadio, *, name: str | None = None, address: str | None = None
+    ) -> None:
         self.world = world
         self.radio = radio
         self.name = name or f"EdgeTwin sim {self.KIND}"
@@ -97,8 +108,10 @@ class SimPeripheral:
                 [
                     (AdvertisingData.FLAGS, bytes([0x06])),
                     (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
-                    (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
-                     bytes(UUID.from_16_bits(self.SERVICE))),
+                    (
+                        AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+                        bytes(UUID.from_16_bits(self.SERVICE)),
+                    ),
                 ]
             )
         )
@@ -107,8 +120,9 @@ class SimPeripheral:
         if self._off_air or self._advertising or self.connection is not None:
             return
         self._advertising = True
-        await self.device.start_advertising(advertising_data=self.advertising_data(), advertising_interval_min=20,
-                                            advertising_interval_max=20)
+        await self.device.start_advertising(
+            advertising_data=self.advertising_data(), advertising_interval_min=20, advertising_interval_max=20
+        )
 
     def _on_connection(self, connection: Connection) -> None:
         self._advertising = False
@@ -177,5 +191,3 @@ class SimPeripheral:
     @staticmethod
     def att_error(code: int) -> att.ATT_Error:
         return att.ATT_Error(code)
-
-

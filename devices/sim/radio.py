@@ -66,13 +66,17 @@ class VirtualRadio:
     def next_address(self, prefix: int = 0xC0) -> str:
         """A fresh static random address (top bits 11), e.g. ``C0:00:00:00:00:01``."""
         n = next(self._numbers)
-        return ":".join(f"{b:02X}" for b in ((prefix | 0xC0), 0, 0, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
+        return ":".join(
+            f"{b:02X}" for b in ((prefix | 0xC0), 0, 0, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
+        )
 
     def new_device(self, name: str, address: str | None = None) -> Device:
         """A bumble ``Device`` with its own virtual controller on this radio (not yet powered on)."""
         address = address or self.next_address()
         controller = _Controller(name, link=self.link, public_address=address)
-        return Device(name=name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
+        return Device(
+            name=name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller))
+        )
 
     def remove_device(self, device: Device) -> None:
         """Take a device's controller off the air (as if switched off)."""

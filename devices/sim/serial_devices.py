@@ -16,11 +16,22 @@ import logging
 import os
 import tempfile
 import tty
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from devices.codecs.ids import IdsOpcode, IdsResponse, IdsResponseCode, decode_command
-from devices.codecs.ids import SetBolus, SetTempBasal, SetTherapyControlState, CancelTempBasal, CancelBolus
+from devices.codecs.cgms import CgmAnnunciation
+from devices.codecs.ids import (
+    CancelBolus,
+    CancelTempBasal,
+    IdsOpcode,
+    IdsResponse,
+    IdsResponseCode,
+    SetBolus,
+    SetTempBasal,
+    SetTherapyControlState,
+    decode_command,
+)
 from devices.errors import DecodeError
 from devices.serial.framing import FrameKind
 from devices.serial.link import MessageLink
@@ -28,7 +39,6 @@ from devices.serial.messages import CgmFlags, CgmRecord, DeviceKind, Msg
 from devices.sim.cgm_sensor import SensorRecord
 from devices.sim.faults import Fault
 from devices.sim.world import SimWorld
-from devices.codecs.cgms import CgmAnnunciation
 
 __all__ = ["PtyDevice", "SimSerialCgmReceiver", "SimSerialPumpBridge"]
 
@@ -47,7 +57,7 @@ class PtyDevice:
         self._slave: int | None = None
         self.link: MessageLink | None = None
         self._task: asyncio.Task[None] | None = None
-        self._unsub = None
+        self._unsub: Callable[[], None] | None = None
         self.plugged = False
         self._corrupted: set[int] = set()
         self.hello_done = False
@@ -122,8 +132,9 @@ class PtyDevice:
     async def _write(self, data: bytes) -> None:
         if self._master is None:
             raise OSError("unplugged")
-        if data[1:2] == bytes([FrameKind.DATA]) and self.world.faults.active(Fault.BAD_CRC, self.world.minute,
-                                                                              self.FAULT_NAME):
+        if data[1:2] == bytes([FrameKind.DATA]) and self.world.faults.active(
+            Fault.BAD_CRC, self.world.minute, self.FAULT_NAME
+        ):
             seq = data[2]
             if seq not in self._corrupted:
                 self._corrupted.add(seq)
@@ -188,7 +199,9 @@ class SimSerialCgmReceiver(PtyDevice):
         if s.annunciation & CgmAnnunciation.ABOVE_DEVICE_RANGE:
             flags |= CgmFlags.ABOVE_RANGE
         value = None if s.glucose_mg_dl != s.glucose_mg_dl else int(s.glucose_mg_dl)
-        rec = CgmRecord(len(self.records), self.world.time_at(s.world_minute), value, flags, s.trend_mg_dl_per_min)
+        rec = CgmRecord(
+            len(self.records), self.world.time_at(s.world_minute), value, flags, s.trend_mg_dl_per_min
+        )
         self.records.append(rec)
         if self.plugged and self.hello_done and self.link is not None:
             link = self.link
@@ -219,15 +232,22 @@ class SimSerialPumpBridge(PtyDevice):
         pump = self.world.pump
         kind = msg[:1]
         if kind == bytes([Msg.PUMP_STATUS_REQUEST]):
-            body = bytes(pump.status()) + bytes(pump.active_basal()) + bytes(pump.active_bolus()) + bytes(pump.annunciation)
+            body = (
+                bytes(pump.status())
+                + bytes(pump.active_basal())
+                + bytes(pump.active_bolus())
+                + bytes(pump.annunciation)
+            )
             await link.send(bytes([Msg.PUMP_STATUS]) + body)
         elif kind == bytes([Msg.PUMP_COMMAND]):
             try:
                 cmd = decode_command(msg[1:])
             except DecodeError:
                 op = int.from_bytes(msg[1:3], "little") if len(msg) >= 3 else 0
-                await link.send(bytes([Msg.PUMP_COMMAND_RESULT]) + bytes(
-                    IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, op, IdsResponseCode.INVALID_OPERAND)))
+                await link.send(
+                    bytes([Msg.PUMP_COMMAND_RESULT])
+                    + bytes(IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, op, IdsResponseCode.INVALID_OPERAND))
+                )
                 return
             if isinstance(cmd, SetTempBasal):
                 code = pump.set_temp_basal(cmd.rate_u_per_h, cmd.duration_min)
@@ -241,8 +261,10 @@ class SimSerialPumpBridge(PtyDevice):
                 code = pump.set_therapy_state(cmd.state)
             else:
                 code = IdsResponseCode.OP_CODE_NOT_SUPPORTED
-            await link.send(bytes([Msg.PUMP_COMMAND_RESULT]) + bytes(
-                IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, int(getattr(cmd, "OPCODE", 0)), code)))
+            await link.send(
+                bytes([Msg.PUMP_COMMAND_RESULT])
+                + bytes(IdsResponse(IdsOpcode.CMD_RESPONSE_CODE, int(getattr(cmd, "OPCODE", 0)), code))
+            )
         elif kind == bytes([Msg.PUMP_HISTORY_REQUEST]) and len(msg) == 5:
             after = int.from_bytes(msg[1:5], "little")
             for event in [e for e in pump.history if e.sequence > after]:

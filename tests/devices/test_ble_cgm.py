@@ -43,8 +43,13 @@ async def collect(bench: SimBench, cgm: BleCgm, until_minute: int) -> list[CgmRe
 
 
 def driver(bench: SimBench, clock: ScaledClock) -> BleCgm:
-    return BleCgm(bench.address("cgm"), backend=bench.backend, clock=clock, io_timeout_s=2.0,
-                  backoff=Backoff(initial_s=60.0, max_s=600.0))
+    return BleCgm(
+        bench.address("cgm"),
+        backend=bench.backend,
+        clock=clock,
+        io_timeout_s=2.0,
+        backoff=Backoff(initial_s=60.0, max_s=600.0),
+    )
 
 
 def check_against_sensor(bench: SimBench, readings: list[CgmReading], until_minute: int) -> None:

@@ -81,7 +81,10 @@ async def test_serial_cgm_streams_survives_unplug_and_corruption() -> None:
     assert len(by_seq) == len(got)
     for rec in sim.records:
         if rec.seq in want:
-            assert by_seq[rec.seq].glucose_mg_dl == rec.glucose_mg_dl and by_seq[rec.seq].time_utc == rec.time_utc
+            assert (
+                by_seq[rec.seq].glucose_mg_dl == rec.glucose_mg_dl
+                and by_seq[rec.seq].time_utc == rec.time_utc
+            )
     assert cgm.stats.connections >= 2
     outage = [r for r in got if world.time_at(205) <= r.time_utc < world.time_at(260)]
     assert outage and all(r.backfilled for r in outage)
@@ -92,20 +95,19 @@ async def test_serial_cgm_streams_survives_unplug_and_corruption() -> None:
 async def test_serial_pump_bridge_commands_and_history() -> None:
     clock = ScaledClock(T0, 600.0)
     world = SimWorld(clock, meals=[])
-    async with SimSerialPumpBridge(world) as sim, world:
-        async with SerialPump(sim.path, clock=clock) as pump:
-            assert (await pump.status()).reservoir_u > 190
-            assert (await pump.send(cmd(PumpCommandKind.TEMP_BASAL, rate_u_per_h=0.5, duration_min=30))).confirmed
-            world.faults.add(Fault.UNCONFIRMED_COMMANDS, world.minute, device="pump")
-            assert not (await pump.send(cmd(PumpCommandKind.CANCEL_TEMP_BASAL))).confirmed
-            world.faults.clear(Fault.UNCONFIRMED_COMMANDS)
-            assert (await pump.send(cmd(PumpCommandKind.BOLUS, units=1.5))).confirmed
-            await world.wait_minute(world.minute + 70)
-            deliveries = await pump.deliveries()
-            assert sum(d.units for d in deliveries if d.kind == "bolus") == pytest.approx(1.5)
-            sim.unplug()
-            failed = await pump.send(cmd(PumpCommandKind.SUSPEND))
-            assert not failed.confirmed
-            sim.replug()
-            assert (await pump.send(cmd(PumpCommandKind.SUSPEND))).confirmed
-            assert (await pump.status()).suspended
+    async with SimSerialPumpBridge(world) as sim, world, SerialPump(sim.path, clock=clock) as pump:
+        assert (await pump.status()).reservoir_u > 190
+        assert (await pump.send(cmd(PumpCommandKind.TEMP_BASAL, rate_u_per_h=0.5, duration_min=30))).confirmed
+        world.faults.add(Fault.UNCONFIRMED_COMMANDS, world.minute, device="pump")
+        assert not (await pump.send(cmd(PumpCommandKind.CANCEL_TEMP_BASAL))).confirmed
+        world.faults.clear(Fault.UNCONFIRMED_COMMANDS)
+        assert (await pump.send(cmd(PumpCommandKind.BOLUS, units=1.5))).confirmed
+        await world.wait_minute(world.minute + 70)
+        deliveries = await pump.deliveries()
+        assert sum(d.units for d in deliveries if d.kind == "bolus") == pytest.approx(1.5)
+        sim.unplug()
+        failed = await pump.send(cmd(PumpCommandKind.SUSPEND))
+        assert not failed.confirmed
+        sim.replug()
+        assert (await pump.send(cmd(PumpCommandKind.SUSPEND))).confirmed
+        assert (await pump.status()).suspended
