@@ -322,8 +322,8 @@ class BlePump:
                 reply = decode_command(raw, require_e2e=True)
                 break
             if not isinstance(reply, IdsResponse) or reply.code is not IdsResponseCode.SUCCESS:
-                code = reply.code.name if isinstance(reply, IdsResponse) else type(reply).__name__
-                return False, f"pump refused: {code}"
+                refusal = reply.code.name if isinstance(reply, IdsResponse) else type(reply).__name__
+                return False, f"pump refused: {refusal}"
             if not isinstance(data, SetBolusResponse):
                 return False, "pump answered success but sent no bolus id"
             active = await self._reader(IdsOpcode.GET_ACTIVE_BOLUS)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
@@ -22,6 +23,8 @@ from bleak.exc import BleakError
 from devices.errors import DeviceUnavailableError, ProtocolError, ResponseTimeoutError
 from devices.timing import Backoff
 from edgetwin.clock import Clock
+
+T = TypeVar("T")
 
 __all__ = ["BleLink", "BleakBackend", "Disconnected", "find_device"]
 
@@ -60,13 +63,10 @@ async def find_device(
             return device.address.lower() == want
         return service_uuid in ad.service_uuids
 
-    kwargs = {"backend": backend.scanner} if backend.scanner is not None else {}
-    found = await BleakScanner.find_device_by_filter(
-        match,
-        timeout=timeout_s,
-        service_uuids=[service_uuid] if service_uuid else None,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    kwargs: dict[str, Any] = {"backend": backend.scanner} if backend.scanner is not None else {}
+    if service_uuid:
+        kwargs["service_uuids"] = [service_uuid]
+    found = await BleakScanner.find_device_by_filter(match, timeout=timeout_s, **kwargs)
     if found is None:
         what = address or f"a device advertising {service_uuid}"
         raise DeviceUnavailableError(f"{what} not found within {timeout_s:g} s")
@@ -167,9 +167,9 @@ class BleLink:
             raise DeviceUnavailableError("not connected")
         return self.client
 
-    async def _guard(self, what: str, op: Callable[[], object] | object) -> object:
+    async def _guard(self, what: str, op: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(op, self.io_timeout_s)  # type: ignore[arg-type]
+            return await asyncio.wait_for(op, self.io_timeout_s)
         except TimeoutError:
             raise ResponseTimeoutError(what, f"no answer within {self.io_timeout_s:g} s") from None
         except BleakError as exc:

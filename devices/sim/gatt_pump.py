@@ -10,6 +10,9 @@ IDS RACP and History Data. UNCONFIRMED_COMMANDS makes the pump answer success wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import SupportsBytes
+
 from bumble import gatt
 from bumble.core import UUID
 from bumble.device import Connection
@@ -108,7 +111,7 @@ class SimPump(SimPeripheral):
             self.spawn(self.indicate(self.reader_cp, bytes(reply)))
             return
         p, n = self.pump, self._next()
-        answers = {
+        answers: dict[IdsOpcode, Callable[[], SupportsBytes]] = {
             IdsOpcode.GET_ACTIVE_BASAL_RATE: lambda: p.active_basal(e2e_counter=n),
             IdsOpcode.GET_ACTIVE_BOLUS: lambda: p.active_bolus(e2e_counter=n),
             IdsOpcode.GET_INSULIN_ON_BOARD: lambda: _Iob(p.insulin_on_board_u(), 240, n),

@@ -11,7 +11,7 @@ simulated BLE pump and the serial pump bridge expose. ``UNCONFIRMED_COMMANDS`` m
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devices.codecs.ids import (
     ActiveBasalRate,
@@ -259,7 +259,7 @@ class SimInsulinPump:
         self.annunciation = IddAnnunciation(self._annunciation_id, kind, AnnunciationStatus.PENDING)
         self._log(HistoryEventType.ANNUNCIATION, annunciation=kind)
 
-    def _log(self, kind: HistoryEventType, *, time: datetime | None = None, **fields: object) -> None:
+    def _log(self, kind: HistoryEventType, *, time: datetime | None = None, **fields: Any) -> None:
         event = HistoryEvent(
             kind, len(self.history) + 1, time or self.world.time_at(self.world.minute), **fields
         )
