@@ -18,7 +18,12 @@ from edgetwin.errors import EdgeTwinError
 __all__ = ["main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("edgetwin.cli.simulate", "edgetwin.cli.bench", "edgetwin.cli.cloud")
+COMMAND_MODULES = (
+    "edgetwin.cli.simulate",
+    "edgetwin.cli.bench",
+    "edgetwin.cli.devices",
+    "edgetwin.cli.cloud",
+)
 
 
 class UsageError(EdgeTwinError):
