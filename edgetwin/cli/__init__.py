@@ -18,7 +18,13 @@ from edgetwin.errors import EdgeTwinError
 __all__ = ["main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("edgetwin.cli.simulate", "edgetwin.cli.bench", "edgetwin.cli.trial")
+COMMAND_MODULES = (
+    "edgetwin.cli.simulate",
+    "edgetwin.cli.bench",
+    "edgetwin.cli.devices",
+    "edgetwin.cli.cloud",
+    "edgetwin.cli.trial",
+)
 
 
 class UsageError(EdgeTwinError):
