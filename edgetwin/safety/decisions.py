@@ -88,6 +88,15 @@ class Decision:
     def is_intervention(self) -> bool:
         return self.outcome in INTERVENTIONS
 
+    @property
+    def action(self) -> str:
+        """``refuse``, ``clamp`` or ``note``: the store's ``GateFinding.action`` vocabulary."""
+        if self.outcome in (Outcome.REFUSED, Outcome.FALLBACK, Outcome.SUSPENDED):
+            return "refuse"
+        if self.outcome is Outcome.CLAMPED:
+            return "clamp"
+        return "note"
+
     def as_dict(self) -> dict[str, object]:
         return {
             "rule": str(self.rule),

@@ -111,6 +111,15 @@ class GateResult:
         return self.suggestion is not None and not self.interventions
 
     @property
+    def outcome(self) -> str:
+        """``accepted``, ``clamped`` or ``refused`` (the store's ``GateOutcome`` values): refused
+        when nothing goes out or something else replaces the suggestion."""
+        s, o = self.suggestion, self.original
+        if s is None or o is None or s.kind is not o.kind:
+            return "refused" if s is None or o is None or self.interventions else "accepted"
+        return "clamped" if self.interventions else "accepted"
+
+    @property
     def needs_confirmation(self) -> bool:
         """The patient must act: everything in open loop; boluses and carbs in closed loop."""
         if self.suggestion is None:

@@ -253,6 +253,17 @@ def test_a_bad_profile_or_garbage_input_never_raises_and_never_adds_insulin() ->
     assert r.suggestion is None or r.suggestion.kind is K.KEEP_BASAL
 
 
+def test_outcomes_map_onto_the_stores_vocabulary() -> None:
+    gate = SafetyGate(limits())
+    ok = gate.review(suggestion(K.TEMP_BASAL, rate_u_per_h=1.5, duration_min=30), inputs())
+    assert ok.outcome == "accepted"
+    clamped = gate.review(suggestion(K.TEMP_BASAL, rate_u_per_h=9.0, duration_min=30), inputs())
+    assert clamped.outcome == "clamped"
+    assert {d.action for d in clamped.interventions} == {"clamp"}
+    stale = gate.review(suggestion(K.BOLUS, units=1.0), inputs(readings=readings(newest_age_min=30)))
+    assert stale.outcome == "refused" and {d.action for d in stale.interventions} == {"refuse"}
+
+
 def test_needs_confirmation_follows_the_mode() -> None:
     temp = suggestion(K.TEMP_BASAL, rate_u_per_h=1.5, duration_min=30)
     assert SafetyGate(limits(mode="open-loop")).review(temp, inputs()).needs_confirmation
