@@ -26,17 +26,18 @@ __all__ = ["Estimator", "OracleEstimator"]
 
 @runtime_checkable
 class Estimator(Protocol):
-    """What a trial (or the gateway) needs from a state estimator. Minutes count from the start."""
+    """What a trial (or the gateway) needs from a state estimator. Minutes count from the start;
+    return values of the record/assimilate calls (a status, say) are ignored."""
 
-    def record_insulin(self, minute: int, units: float) -> None:
+    def record_insulin(self, minute: int, units: float) -> object:
         """Insulin delivered during ``minute`` (U)."""
         ...
 
-    def record_carbs(self, minute: int, grams: float) -> None:
+    def record_carbs(self, minute: int, grams: float) -> object:
         """Carbohydrate announced (or eaten as a rescue) at ``minute`` (g)."""
         ...
 
-    def assimilate_cgm(self, minute: int, mg_dl: float) -> None:
+    def assimilate_cgm(self, minute: int, mg_dl: float) -> object:
         """A CGM value (mg/dL) taken at ``minute``."""
         ...
 
