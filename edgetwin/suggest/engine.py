@@ -75,11 +75,17 @@ class SuggesterConfig:
     quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
     """Reported trajectories; the first is the low quantile lows are scored and guarded on."""
     low_weight: float = 10.0
+    low_weight_full_min: int = 120
+    """Lows are weighted fully up to this many minutes ahead ..."""
+    low_weight_at_end: float = 0.3
+    """... and then less, down to this fraction at the horizon (a later suspension can still
+    avert a low that far away; the gate and the next cycles guard the near term)."""
     temp_multipliers: tuple[float, ...] = (0.0, 0.5, 1.5, 2.5, 4.0)
     need_grid_basal_h: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     """Bolus sizes tried for the insulin need, in hours of scheduled basal."""
-    meal_bolus_factors: tuple[float, ...] = (0.0, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0)
-    """Meal bolus sizes tried, as fractions of carbs/CR + correction."""
+    meal_bolus_factors: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+    """Meal bolus sizes tried first, as fractions of carbs/CR + correction; a finer grid is then
+    tried between the neighbours of the best."""
     insulin_penalty: float = 0.05
     """Cost per 100 mg/dL of glucose-lowering (U × ISF) beyond the scheduled basal: a tie-breaker
     towards doing less."""
@@ -215,7 +221,13 @@ class _Cycle:
         plans = [cand.plan(self.basal_u_per_min) for cand in candidates]
         g = simulate_plans(self.ens, plans, stride=cfg.stride_min)
         cost, low = plan_risk(
-            g, self.ens.weights, self.target, low_quantile=cfg.quantiles[0], low_weight=cfg.low_weight
+            g,
+            self.ens.weights,
+            self.target,
+            low_quantile=cfg.quantiles[0],
+            low_weight=cfg.low_weight,
+            low_weight_at_end=cfg.low_weight_at_end,
+            full_weight_until=cfg.low_weight_full_min // cfg.stride_min,
         )
         isf = self.profile.correction_factor_mg_dl_per_u
         for i, cand in enumerate(candidates):
@@ -344,7 +356,17 @@ class _Cycle:
         )
         cands = [_Candidate(SuggestionKind.BOLUS, units=u) if u > 0 else self.keep for u in grid]
         scored = self.score(cands)
-        best_u = _grid_minimum(grid, scored.cost)
+        j = int(np.argmin(scored.cost))
+        lo = grid[max(j - 1, 0)]
+        hi = grid[min(j + 1, len(grid) - 1)]
+        fine = sorted(
+            {round_down(u, lim.bolus_increment_u) for u in np.linspace(lo, hi, 7)[1:-1]} - set(grid) - {0.0}
+        )
+        costs = list(scored.cost)
+        if fine:
+            costs += list(self.score([_Candidate(SuggestionKind.BOLUS, units=u) for u in fine]).cost)
+        both = sorted(zip([*grid, *fine], costs, strict=True))
+        best_u = _grid_minimum([u for u, _ in both], np.array([c for _, c in both]))
         units = round_down(best_u, lim.bolus_increment_u)
         if units <= 0:
             return None

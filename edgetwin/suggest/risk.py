@@ -62,16 +62,27 @@ def plan_risk(
     *,
     low_quantile: float = 0.1,
     low_weight: float = 10.0,
+    low_weight_at_end: float = 1.0,
+    full_weight_until: int = 0,
 ) -> tuple[F64, F64]:
     """Mean asymmetric risk over the horizon for each plan.
 
-    ``glucose`` (K plans, N members, T times) in mg/dL; ``weights`` (N,). Returns (cost (K,),
-    low-quantile trajectory (K, T)).
+    ``glucose`` (K plans, N members, T times) in mg/dL; ``weights`` (N,). The low weight is
+    ``low_weight`` up to column ``full_weight_until`` and then falls linearly to
+    ``low_weight × low_weight_at_end`` at the last column (a low far ahead can still be averted
+    by a later suspension; one soon cannot). Returns (cost (K,), low-quantile trajectory (K, T)).
     """
     scale = KOVATCHEV_ZERO_MG_DL / target_mg_dl
     low_traj = quantile_trajectories(glucose, weights, (low_quantile,))[:, 0, :]
     rl, _ = risk_index(low_traj * scale)
     _, rh = risk_index(glucose * scale)
     expected_high = np.einsum("knt,n->kt", rh, weights)
-    cost = (low_weight * rl + expected_high).mean(axis=1)
+    t = glucose.shape[2]
+    w_low = np.full(t, low_weight)
+    tail = t - 1 - full_weight_until
+    if tail > 0:
+        w_low[full_weight_until:] = low_weight * (
+            1.0 - (1.0 - low_weight_at_end) * np.arange(tail + 1) / tail
+        )
+    cost = (w_low * rl + expected_high).mean(axis=1)
     return cost, low_traj
