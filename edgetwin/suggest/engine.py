@@ -62,6 +62,8 @@ __all__ = ["SuggestInputs", "Suggester", "SuggesterConfig"]
 
 F64 = npt.NDArray[np.float64]
 
+_INFEASIBLE = 1e6
+
 
 @dataclass(frozen=True)
 class SuggesterConfig:
@@ -151,6 +153,11 @@ class _Candidate:
             cho[0] = self.carbs_g
         return InputPlan(str(self.kind), cho, ins)
 
+    @property
+    def is_suspension(self) -> bool:
+        """Insulin paused, nothing given: always allowed (with or without carbs)."""
+        return self.rate_u_per_h == 0.0 and not self.units
+
     def extra_insulin_u(self, basal_u_per_min: F64) -> float:
         extra = self.units or 0.0
         if self.rate_u_per_h is not None and self.duration_min:
@@ -230,8 +237,13 @@ class _Cycle:
             full_weight_until=cfg.low_weight_full_min // cfg.stride_min,
         )
         isf = self.profile.correction_factor_mg_dl_per_u
+        threshold = self.limits.suspend_threshold_mg_dl
         for i, cand in enumerate(candidates):
             cost[i] += cfg.insulin_penalty * abs(cand.extra_insulin_u(self.basal_u_per_min)) * isf / 100.0
+            # What the gate would turn into a suspension is not a real option: anything but a
+            # suspension whose low quantile crosses the threshold is ruled out.
+            if not cand.is_suspension and low[i].min() < threshold:
+                cost[i] += _INFEASIBLE
         return _Scored(candidates, g, cost, low)
 
     # -- the two kinds of cycle -------------------------------------------------------------------
@@ -322,7 +334,8 @@ class _Cycle:
                 # wanted (best temp at or above the schedule) and it beats doing nothing.
                 costs.append(float(extra.cost[0]))
                 wants_more = (cands[best].rate_u_per_h or self.basal) >= self.basal
-                if (wants_more and costs[-1] <= costs[0]) or costs[-1] < costs[best]:
+                feasible = costs[-1] < _INFEASIBLE
+                if feasible and ((wants_more and costs[-1] <= costs[0]) or costs[-1] < costs[best]):
                     best = len(cands) - 1
             else:
                 costs.append(float(extra.cost[0]) + cfg.bolus_prompt_cost)
@@ -368,6 +381,8 @@ class _Cycle:
         both = sorted(zip([*grid, *fine], costs, strict=True))
         best_u = _grid_minimum([u for u, _ in both], np.array([c for _, c in both]))
         units = round_down(best_u, lim.bolus_increment_u)
+        if min(c for _, c in both) >= _INFEASIBLE:
+            return None
         if units <= 0:
             return None
         notes: list[str] = []
@@ -530,7 +545,9 @@ def _grid_minimum(xs: list[float], costs: F64) -> float:
     """Argmin over a sorted grid, refined by a parabola through the best point and its neighbours."""
     c = np.asarray(costs, dtype=np.float64)
     j = int(np.argmin(c))
-    if 0 < j < len(xs) - 1:
+    if c[j] >= _INFEASIBLE:
+        return 0.0
+    if 0 < j < len(xs) - 1 and max(c[j - 1], c[j + 1]) < _INFEASIBLE:
         x0, x1, x2 = xs[j - 1], xs[j], xs[j + 1]
         y0, y1, y2 = c[j - 1], c[j], c[j + 1]
         denom = (x0 - x1) * (x0 - x2) * (x1 - x2)

@@ -99,3 +99,21 @@ def test_out_of_order_and_duplicate_readings_are_handled() -> None:
     shuffled = [data[5], *data[::-1], data[0]]
     a = assess_cgm(shuffled, NOW, limits(), "cgm")
     assert a.glucose_mg_dl == data[-1].glucose_mg_dl and not a.fallback
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (250.0, 295.0),  # +45 mg/dL but only 18 %: the absolute rule
+        (60.0, 73.0),  # +13 mg/dL but 22 %: the relative rule
+        (200.0, 150.0),  # downward
+    ],
+)
+def test_jumps_by_either_rule(before: float, after: float) -> None:
+    data = readings([before] * 6 + [after + 0.5 * i for i in range(4)])
+    assert Rule.JUMP in rules(assess_cgm(data, NOW, limits(), "cgm"))
+
+
+def test_physiological_change_is_not_a_jump() -> None:
+    data = readings([150.0 + 9.0 * i for i in range(10)])  # 1.8 mg/dL/min: fast, but smooth
+    assert Rule.JUMP not in rules(assess_cgm(data, NOW, limits(), "cgm"))
