@@ -10,8 +10,10 @@ the max safe basal) and applies every rule of ``specs/safety.md`` in this order:
    very noisy or flat data → fallback to the scheduled basal;
 4. mode: automatic micro-boluses only in closed-loop mode;
 5. predictive low-glucose suspend: glucose at or below the threshold, the suggestion's own low
-   quantile, or the gate's trend forecast below it → zero temp basal, no bolus; rescue carbs when
-   a low comes within ``rescue_horizon_min`` despite the suspension;
+   quantile, or the gate's trend forecast below it → zero temp basal, no bolus (a meal bolus the
+   patient asked for is judged on glucose now and the suggestion's prediction, which includes
+   the meal, not on the trend alone); rescue carbs when a low comes within
+   ``rescue_horizon_min`` despite the suspension;
 6. temp basals: duration ≤ 30 min, rate in [0, max safe basal], pump increment, max IOB;
 7. boluses: pump state (fresh status, not suspended, not bolusing, reservoir as computed), max
    bolus, max IOB; automatic ones also ≤ 30 min of scheduled basal, ≤ half the computed need, one
@@ -382,7 +384,10 @@ class SafetyGate:
             why.append(f"glucose is {glucose:.0f} mg/dL")
         if predicted is not None and predicted < thr:
             why.append(f"the twin's low estimate falls to {predicted:.0f} mg/dL")
-        if cgm.forecast_mg_dl is not None and cgm.forecast_mg_dl < thr:
+        # The gate's own trend forecast guards automatic insulin. A bolus the patient asks for
+        # comes with a meal the trend cannot know about; it is refused on a low now or on the
+        # suggestion's own prediction (which includes that meal), not on the trend alone.
+        if cgm.forecast_mg_dl is not None and cgm.forecast_mg_dl < thr and s.kind is not SuggestionKind.BOLUS:
             why.append(
                 f"the glucose trend reaches {cgm.forecast_mg_dl:.0f} mg/dL in {limits.trend_horizon_min:.0f} min"
             )

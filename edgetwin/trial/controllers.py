@@ -4,7 +4,8 @@
   basal always, and at an announced meal a bolus of CHO/CR + (CGM > 150 ? (CGM − 140)/CF : 0).
 * :class:`TwinTrialController`: the product in closed-loop mode: an estimator's ensemble, the
   suggestion engine, the safety gate, and the pump. The virtual patient accepts every meal
-  bolus and eats every rescue carb the gate lets through.
+  bolus and eats every rescue carb the gate lets through; when the gate refuses a meal bolus
+  they ask again at the next cycles for up to 15 minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from edgetwin.virtual.controller import BasalBolusController, Observation
 __all__ = ["BasalBolusTrialController", "TrialController", "TwinTrialController"]
 
 _READINGS_KEPT_MIN = 120
+MEAL_RETRY_MIN = 15
+"""A refused meal bolus is asked for again at the following cycles for this long."""
 
 
 class TrialController(Protocol):
@@ -102,6 +105,7 @@ class TwinTrialController:
         self.rescue_carbs_g = 0.0
         self.rescue_count = 0
         self._pending_meal_g = 0.0
+        self._pending_since = 0
         self._seq = 0
         self.history: list[tuple[int, GateResult]] | None = [] if keep_history else None
         """Every (minute, gate result) when ``keep_history`` (tests and diagnostics)."""
@@ -115,6 +119,8 @@ class TwinTrialController:
         self.estimator.assimilate_cgm(minute, mg_dl)
 
     def on_meal(self, minute: int, announced_g: float) -> None:
+        if self._pending_meal_g == 0:
+            self._pending_since = minute
         self._pending_meal_g += announced_g
         self.estimator.record_carbs(minute, announced_g)
 
@@ -150,8 +156,14 @@ class TwinTrialController:
 
     def cycle(self, minute: int) -> float:
         suggestion, inputs = self.suggest(minute)
-        self._pending_meal_g = 0.0  # the patient is asked once per announcement
         result = self.gate.review(suggestion, inputs)
+        # The patient accepts the meal bolus; when the gate refused it they ask again at the
+        # next cycles, for up to MEAL_RETRY_MIN after the announcement.
+        if self._pending_meal_g > 0 and (
+            (result.suggestion is not None and result.suggestion.kind is SuggestionKind.BOLUS)
+            or minute - self._pending_since >= MEAL_RETRY_MIN
+        ):
+            self._pending_meal_g = 0.0
         if self.history is not None:
             self.history.append((minute, result))
         for d in result.interventions:

@@ -178,19 +178,16 @@ def test_stale_data_cancel_a_high_temp_and_never_add_insulin() -> None:
     assert Rule.STALE_DATA in rules(r)
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        readings([130.0, 120.0, 110.0, 100.0, 92.0, 86.0, 80.0, 76.0, 73.0, 71.0, 68.0]),  # at threshold
-        readings([160.0 - 6.0 * i for i in range(13)]),  # 88 mg/dL, falling 1.2 mg/dL/min
-    ],
-)
+AT_THRESHOLD = readings([130.0, 120.0, 110.0, 100.0, 92.0, 86.0, 80.0, 76.0, 73.0, 71.0, 68.0])
+FALLING = readings([160.0 - 6.0 * i for i in range(13)])  # 88 mg/dL, falling 1.2 mg/dL/min
+
+
+@pytest.mark.parametrize("data", [AT_THRESHOLD, FALLING], ids=["at-threshold", "trend"])
 def test_predictive_low_glucose_suspend_replaces_insulin_by_a_zero_temp(data: list[object]) -> None:
     for s in (
         suggestion(K.KEEP_BASAL, rate_u_per_h=1.0),
         suggestion(K.TEMP_BASAL, rate_u_per_h=2.0, duration_min=30),
         suggestion(K.MICRO_BOLUS, units=0.3, need_u=1.0),
-        suggestion(K.BOLUS, units=2.0),
     ):
         r = SafetyGate(limits()).review(s, inputs(readings=data))
         assert r.suggestion is not None
@@ -199,6 +196,23 @@ def test_predictive_low_glucose_suspend_replaces_insulin_by_a_zero_temp(data: li
         assert rules(r) & {Rule.LOW_GLUCOSE_SUSPEND, Rule.NO_BOLUS_AT_LOW}
         (cmd,) = r.pump_commands("x")
         assert cmd.kind is PumpCommandKind.TEMP_BASAL and cmd.rate_u_per_h == 0.0
+
+
+def test_a_meal_bolus_is_refused_at_a_low_or_on_its_own_prediction_not_on_the_trend_alone() -> None:
+    meal = suggestion(K.BOLUS, units=2.0)
+    r = SafetyGate(limits()).review(meal, inputs(readings=AT_THRESHOLD))
+    assert r.suggestion is not None and r.suggestion.kind in (K.SUSPEND, K.CARBS)
+    assert Rule.NO_BOLUS_AT_LOW in rules(r)
+    r = SafetyGate(limits()).review(meal, inputs(readings=FALLING))
+    assert r.suggestion is meal
+    low_ahead = dataclasses.replace(
+        meal,
+        trajectory_minutes=(0, 60, 120),
+        trajectory_quantiles=(0.1, 0.5),
+        predicted_mg_dl=((88.0, 75.0, 62.0), (95.0, 110.0, 100.0)),
+    )
+    r = SafetyGate(limits()).review(low_ahead, inputs(readings=FALLING))
+    assert r.suggestion is not None and r.suggestion.kind is K.SUSPEND and Rule.NO_BOLUS_AT_LOW in rules(r)
 
 
 def test_the_suggestions_own_low_prediction_triggers_a_suspension() -> None:
