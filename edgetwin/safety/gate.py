@@ -10,7 +10,7 @@ the max safe basal) and applies every rule of ``specs/safety.md`` in this order:
    very noisy or flat data → fallback to the scheduled basal;
 4. mode: automatic micro-boluses only in closed-loop mode;
 5. predictive low-glucose suspend: glucose at or below the threshold, the suggestion's own low
-   quantile, or the gate's trend forecast below it → zero temp basal, no bolus (a meal bolus the
+   quantile within ``low_prediction_horizon_min``, or the gate's trend forecast below it → zero temp basal, no bolus (a meal bolus the
    patient asked for is judged on glucose now and the suggestion's prediction, which includes
    the meal, not on the trend alone); rescue carbs when a low comes within
    ``rescue_horizon_min`` despite the suspension;
@@ -378,7 +378,7 @@ class SafetyGate:
         assert cgm is not None and cgm.glucose_mg_dl is not None
         thr = limits.suspend_threshold_mg_dl
         glucose = cgm.glucose_mg_dl
-        predicted = s.predicted_low_mg_dl()
+        predicted = s.predicted_low_mg_dl(limits.low_prediction_horizon_min)
         why: list[str] = []
         if glucose <= thr:
             why.append(f"glucose is {glucose:.0f} mg/dL")

@@ -68,6 +68,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "noisy_target_factor": (1.0, 2.0),
     "noisy_target_cap_mg_dl": (100.0, 250.0),
     "suspend_threshold_mg_dl": (60.0, 120.0),
+    "low_prediction_horizon_min": (30.0, 240.0),
     "trend_window_min": (5.0, 30.0),
     "trend_horizon_min": (0.0, 60.0),
     "rescue_low_mg_dl": (55.0, 100.0),
@@ -133,6 +134,9 @@ class SafetyLimits:
     """... up to this cap (oref0: 200)."""
     suspend_threshold_mg_dl: float = 70.0
     """Predicted or current glucose below this → zero temp; no bolus at or below it."""
+    low_prediction_horizon_min: float = 120.0
+    """How far ahead the suggestion's low quantile is checked against the threshold (a low
+    further out is still ahead of later cycles, which can suspend in time)."""
     trend_window_min: float = 15.0
     """The gate's own trend (linear fit) uses the readings of this window."""
     trend_horizon_min: float = 30.0

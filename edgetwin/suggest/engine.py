@@ -238,11 +238,12 @@ class _Cycle:
         )
         isf = self.profile.correction_factor_mg_dl_per_u
         threshold = self.limits.suspend_threshold_mg_dl
+        guarded = self.times <= self.limits.low_prediction_horizon_min
         for i, cand in enumerate(candidates):
             cost[i] += cfg.insulin_penalty * abs(cand.extra_insulin_u(self.basal_u_per_min)) * isf / 100.0
             # What the gate would turn into a suspension is not a real option: anything but a
-            # suspension whose low quantile crosses the threshold is ruled out.
-            if not cand.is_suspension and low[i].min() < threshold:
+            # suspension whose low quantile crosses the threshold (where the gate looks) is out.
+            if not cand.is_suspension and low[i][guarded].min() < threshold:
                 cost[i] += _INFEASIBLE
         return _Scored(candidates, g, cost, low)
 

@@ -227,6 +227,11 @@ def test_the_suggestions_own_low_prediction_triggers_a_suspension() -> None:
     r = SafetyGate(limits()).review(s, inputs())
     assert r.suggestion is not None and r.suggestion.kind is K.SUSPEND
     assert Rule.LOW_GLUCOSE_SUSPEND in rules(r)
+    # A dip beyond the checked window (120 min by default) is left to later cycles.
+    later = dataclasses.replace(s, trajectory_minutes=(0, 60, 180))
+    assert SafetyGate(limits()).review(later, inputs()).suggestion is later
+    strict = SafetyGate(limits(low_prediction_horizon_min=240)).review(later, inputs())
+    assert strict.suggestion is not None and strict.suggestion.kind is K.SUSPEND
 
 
 def test_rescue_carbs_when_low_and_not_again_within_the_interval() -> None:

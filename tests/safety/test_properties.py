@@ -297,7 +297,7 @@ def _check_limits(
         assert (NOW - g.created_utc).total_seconds() <= 60.0
         assert result.cgm is not None and result.cgm.glucose_mg_dl is not None
         assert result.cgm.glucose_mg_dl > lim.suspend_threshold_mg_dl
-        low = g.predicted_low_mg_dl()
+        low = g.predicted_low_mg_dl(lim.low_prediction_horizon_min)
         assert low is None or low >= lim.suspend_threshold_mg_dl
     if g.kind is K.MICRO_BOLUS:
         assert lim.closed_loop
