@@ -2,7 +2,7 @@
 
 A cycle is one suggestion (every candidate simulated on the ensemble over the horizon) plus the
 safety gate's review. Figures per ensemble size: milliseconds per suggestion and per gate review,
-next to the baseline measured in the same process: one plain forecast (the scheduled basal only)
+(medians of repeated calls) next to the baseline measured in the same process: one plain forecast (the scheduled basal only)
 on the same ensemble, which is the least any model-based decision must compute. The cycle must fit
 well inside the CGM period (3-5 min) on a Raspberry-Pi-class gateway.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--members", default="1,16,32", help="comma-separated ensemble sizes")
     p.add_argument("--repeats", type=int, default=10, help="timed cycles per size")
     p.add_argument("--patient", default="adult#003")
+
+
+def _median_s(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls (robust to a busy machine)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,18 +84,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         keep = InputPlan("keep", np.zeros(horizon), np.full(horizon, profile.basal_at(now) / 60.0))
         suggestion = suggester.suggest(ens, inputs)  # compile / warm caches
         simulate_plans(ens, [keep])
-        t0 = time.perf_counter()
-        for _ in range(args.repeats):
-            suggestion = suggester.suggest(ens, inputs)
-        t_suggest = (time.perf_counter() - t0) / args.repeats
-        t0 = time.perf_counter()
-        for _ in range(args.repeats):
-            SafetyGate(limits).review(suggestion, gate_inputs)
-        t_gate = (time.perf_counter() - t0) / args.repeats
-        t0 = time.perf_counter()
-        for _ in range(args.repeats):
-            simulate_plans(ens, [keep])
-        t_forecast = (time.perf_counter() - t0) / args.repeats
+        t_suggest = _median_s(lambda: suggester.suggest(ens, inputs), args.repeats)  # noqa: B023
+        t_gate = _median_s(lambda: SafetyGate(limits).review(suggestion, gate_inputs), args.repeats)  # noqa: B023
+        t_forecast = _median_s(lambda: simulate_plans(ens, [keep]), args.repeats)  # noqa: B023
         rows.append(
             {
                 "members": n,
