@@ -18,7 +18,13 @@ from edgetwin.errors import EdgeTwinError
 __all__ = ["main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("edgetwin.cli.simulate", "edgetwin.cli.bench")
+COMMAND_MODULES = (
+    "edgetwin.cli.simulate",
+    "edgetwin.cli.bench",
+    "edgetwin.cli.forecast",
+    "edgetwin.cli.backtest",
+    "edgetwin.cli.whatif",
+)
 
 
 class UsageError(EdgeTwinError):
