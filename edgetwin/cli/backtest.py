@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     history = History.from_csv(args.history)
     if args.every > history.last_minute:
         raise UsageError(f"--every {args.every} leaves no forecast in a {history.minutes}-minute history")
-    twin = start_twin(args, history)
-    rows = backtest(twin, history, args.every, horizons)
+    setup = start_twin(args, history, rolling=True)
+    twin = setup.twin
+    rows = backtest(twin, history, args.every, horizons, before_issue=setup.before_issue)
     try:
         write_table(
             args.out,
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
     issued = len({r.issued_minute for r in rows})
     print(
-        f"Backtest of the twin ({twin.prior.description}): {issued} forecasts, one every {args.every} min, "
+        f"Backtest of the twin ({setup.note}): {issued} forecasts, one every {args.every} min, "
         "each using only data up to its issue minute. Errors against the CGM readings (mg/dL)."
     )
     print(

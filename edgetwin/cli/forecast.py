@@ -13,13 +13,17 @@ This module also holds the options the twin commands share (``backtest``, ``what
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from edgetwin.twin.history import History
     from edgetwin.twin.twin import Twin
 
-__all__ = ["add_twin_arguments", "register", "start_twin"]
+__all__ = ["TwinSetup", "add_twin_arguments", "register", "start_twin"]
 
 
 def add_twin_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,15 +49,34 @@ def add_twin_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the filter's random draws")
 
 
-def start_twin(args: argparse.Namespace, history: History | None = None) -> Twin:
-    """The starting twin the options describe (in "delivered" basal mode, for histories)."""
+@dataclass
+class TwinSetup:
+    """A starting twin for a history: feed it minutes ``feed_from``..end; ``before_issue`` (for
+    backtests) re-personalises it nightly; ``note`` says what was done."""
+
+    twin: Twin
+    feed_from: int
+    before_issue: Callable[[Twin, int], None] | None
+    note: str
+
+
+def start_twin(args: argparse.Namespace, history: History, *, rolling: bool = False) -> TwinSetup:
+    """The twin the options describe, in "delivered" basal mode (histories report all insulin).
+
+    ``--patient``: the known patient, fed the whole history. ``--profile``: the population prior
+    made consistent with the profile, then personalised: for a forecast, identified in batch on
+    the history (its last 14 days) and filtered over its last day; for a rolling backtest
+    (``rolling``), learned online and re-identified every 24 h from the data seen so far.
+    """
     from edgetwin.cli import UsageError
-    from edgetwin.errors import ConfigError
     from edgetwin.model.cohort import load_patient
     from edgetwin.therapy import load_profile
     from edgetwin.twin.filter import FilterConfig
+    from edgetwin.twin.history import NightlyPersonaliser
+    from edgetwin.twin.identify import identify
+    from edgetwin.twin.prior import profile_prior
     from edgetwin.twin.sensor_model import SensorErrorModel
-    from edgetwin.twin.twin import Twin
+    from edgetwin.twin.twin import BasalSchedule, Twin
 
     hhmm = str(args.start_time)
     try:
@@ -75,18 +98,40 @@ def start_twin(args: argparse.Namespace, history: History | None = None) -> Twin
         "seed": args.seed,
         "basal_mode": "delivered",
     }
-    if history is not None:
-        first = history.cgm_mg_dl[history.cgm_mg_dl == history.cgm_mg_dl]
-        common["initial_glucose_mg_dl"] = float(first[0]) if first.size else None
+
+    def first_reading(after: int) -> float | None:
+        cgm = history.cgm_mg_dl[after:]
+        seen = cgm[np.isfinite(cgm)]
+        return float(seen[0]) if seen.size else None
+
     if args.patient:
-        return Twin.from_patient(load_patient(args.patient), minute_of_day_at_zero=minute_of_day, **common)
+        twin = Twin.from_patient(
+            load_patient(args.patient),
+            minute_of_day_at_zero=minute_of_day,
+            initial_glucose_mg_dl=first_reading(0),
+            **common,
+        )
+        return TwinSetup(twin, 0, None, f"known patient {args.patient}")
     profile = load_profile(args.profile)
-    try:
-        return Twin.from_profile(profile, minute_of_day_at_zero=minute_of_day, **common)
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        raise UsageError(f"{args.profile}: {exc}") from None
+    prior = profile_prior(profile)
+    schedule = BasalSchedule.from_profile(profile, minute_of_day)
+    if rolling:
+        twin = Twin(prior, schedule, initial_glucose_mg_dl=first_reading(0), **common)
+        nightly = NightlyPersonaliser(prior, history)
+        return TwinSetup(twin, 0, nightly, "profile prior, learned online and re-identified every 24 h")
+    if history.minutes < 6 * 60:
+        twin = Twin(prior, schedule, initial_glucose_mg_dl=first_reading(0), **common)
+        return TwinSetup(twin, 0, None, "profile prior, learned online (history under 6 h: no batch step)")
+    res = identify(prior, history)
+    start = max(0, history.last_minute - 1439)
+    twin = Twin(
+        res.posterior, schedule, start_minute=start, initial_glucose_mg_dl=first_reading(start), **common
+    )
+    note = (
+        f"personalised in batch from {res.days:.1f} days ({res.evaluations} model runs, {res.seconds:.1f} s), "
+        f"then filtered over the last {history.last_minute - start + 1} min"
+    )
+    return TwinSetup(twin, start, None, note)
 
 
 def register(sub: Any) -> None:
@@ -113,8 +158,9 @@ def run(args: argparse.Namespace) -> int:
     if not 5 <= args.horizon <= 1440:
         raise UsageError("--horizon must be in [5, 1440] minutes")
     history = History.from_csv(args.history)
-    twin = start_twin(args, history)
-    feed(twin, history, 0, history.last_minute)
+    setup = start_twin(args, history)
+    twin = setup.twin
+    feed(twin, history, setup.feed_from, history.last_minute)
     fc = twin.forecast(args.horizon - args.horizon % 5)
     try:
         write_table(
@@ -131,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
     last = history.cgm_mg_dl[history.cgm_mg_dl == history.cgm_mg_dl]
     print(
-        f"Twin ({twin.prior.description}) followed {history.minutes} min of history "
-        f"({last.size} CGM readings, last {last[-1]:.0f} mg/dL)."
+        f"Twin: {setup.note}. History: {history.minutes} min, {last.size} CGM readings, "
+        f"last {last[-1]:.0f} mg/dL."
     )
     print(f"Forecast from minute {fc.issued_minute} (CGM, mg/dL; 80 % of outcomes between p10 and p90):")
     print(f"{'ahead':>7}{'p10':>7}{'p50':>7}{'p90':>7}")

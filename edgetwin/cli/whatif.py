@@ -105,12 +105,13 @@ def run(args: argparse.Namespace) -> int:
     scenarios = build_scenarios(args)
     planned = Scenario("planned", parse_items(args.planned, where="--planned")).plan(_empty_plan())
     history = History.from_csv(args.history)
-    twin = start_twin(args, history)
-    feed(twin, history, 0, history.last_minute)
+    setup = start_twin(args, history)
+    twin = setup.twin
+    feed(twin, history, setup.feed_from, history.last_minute)
     report = twin.whatif(scenarios, horizon_min=args.horizon, planned=planned)
     p10, p50, p90 = twin.glucose_now()
     print(
-        f"What-if on the twin ({twin.prior.description}) at minute {report.issued_minute}: glucose now "
+        f"What-if on the twin ({setup.note}) at minute {report.issued_minute}: glucose now "
         f"{p50:.0f} mg/dL (80 % range {p10:.0f}-{p90:.0f}); next {report.horizon_min} min, "
         f"as planned = scheduled basal{' + ' + args.planned if args.planned else ''}."
     )

@@ -29,10 +29,19 @@ import numpy.typing as npt
 
 from edgetwin.model.ensemble import ENSEMBLE_RTOL
 from edgetwin.model.kernels import AUX_PLANNED_G, ensemble_glucose
-from edgetwin.model.params import P_VG, X_GP, X_GS, X_GT
+from edgetwin.model.params import P_IB, P_VG, X_GP, X_GS, X_GT, X_I1, X_ID, X_IL, X_IP, X_X
 from edgetwin.twin.indices import steady_states
 from edgetwin.twin.kernels import assimilate_cgm_kernel, systematic_resample
-from edgetwin.twin.prior import THETA_HIGH, THETA_LOW, ParticlePrior, compose_params
+from edgetwin.twin.prior import (
+    N_LEARNED,
+    N_THETA,
+    TH_FLUX,
+    THETA_HIGH,
+    THETA_LOW,
+    Donors,
+    ParticlePrior,
+    compose_params,
+)
 from edgetwin.twin.sensor_model import SensorErrorModel
 
 __all__ = ["Assimilation", "FilterConfig", "FilterState", "ParticleFilter"]
@@ -52,6 +61,7 @@ class FilterConfig:
     unannounced_meal_log_sd: float = 0.6
     carb_count_log_sd: float = 0.25
     theta_walk_per_sqrt_day: tuple[float, float, float] = (0.04, 0.04, 0.02)
+    flux_time_constant_min: float = 360.0
     initial_glucose_log_sd: float = 0.15
     resample_ess_fraction: float = 0.5
     liu_west_shrink: float = 0.98
@@ -195,11 +205,13 @@ class ParticleFilter:
             walk = cfg.glucose_walk_mg_dl_per_sqrt_min * math.sqrt(t)
             gp = st.x[:, X_GP] + st.params[:, P_VG] * walk * rng.standard_normal(n)
             st.x[:, X_GP] = np.maximum(gp, 1.0)
-            tw = np.asarray(cfg.theta_walk_per_sqrt_day) * math.sqrt(t / 1440.0)
-            if tw.any():
-                st.theta += tw * rng.standard_normal(st.theta.shape)
-                np.clip(st.theta, THETA_LOW, THETA_HIGH, out=st.theta)
-                compose_params(self.prior.donors, st.donor_idx, st.theta, out=st.params)
+            step = np.empty(N_THETA)
+            step[:N_LEARNED] = np.asarray(cfg.theta_walk_per_sqrt_day) * math.sqrt(t / 1440.0)
+            step[TH_FLUX] = self.prior.flux_walk_mg_kg_min_per_sqrt_min * math.sqrt(t)
+            st.theta[:, TH_FLUX] *= math.exp(-t / cfg.flux_time_constant_min)
+            st.theta += step * rng.standard_normal(st.theta.shape)
+            np.clip(st.theta, THETA_LOW, THETA_HIGH, out=st.theta)
+            compose_params(self.prior.donors, st.donor_idx, st.theta, out=st.params)
         cho = self._zero_cho.get(t)
         if cho is None:
             cho = self._zero_cho.setdefault(t, np.zeros((1, t)))
@@ -286,6 +298,68 @@ class ParticleFilter:
         st.params = compose_params(self.prior.donors, st.donor_idx, st.theta)
         st.log_w = np.full(st.size, -math.log(st.size))
         st.stats["resamples"] = st.stats.get("resamples", 0) + 1
+
+    def adopt(
+        self, st: FilterState, prior: ParticlePrior, rng: np.random.Generator, fraction: float = 0.5
+    ) -> None:
+        """Give a ``fraction`` of the particles (every k-th, after resampling to equal weights)
+        parameters drawn from ``prior`` and carry their states over; the others keep theirs, so
+        the next readings decide between the online and the new estimate.
+
+        States are mapped into each new parameter set's frame rather than copied: gut contents
+        and subcutaneous insulin (mg, pmol/kg) carry over as they are; glucose keeps its
+        concentration (Gp, Gs by Vg; Gt by the new basal Gt/Gp ratio); plasma and remote
+        insulin keep their ratio to basal; insulin action X its ratio to basal insulin.
+        """
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError("fraction must be in (0, 1]")
+        self.resample(st, rng)
+        take = (np.arange(st.size) % max(1, round(1.0 / fraction))) == 0
+        old_ss, old_ok = steady_states(st.params)
+        new_idx, new_theta = prior.sample(st.size, rng)
+        new_theta[:, TH_FLUX] = st.theta[:, TH_FLUX]
+        old = self.prior
+        idx = np.where(take, new_idx + old.donors.size, st.donor_idx)
+        theta = np.where(take[:, None], new_theta, st.theta)
+        # One donor table for both, keeping only the donors some particle still uses.
+        used, idx = np.unique(idx, return_inverse=True)
+        both = lambda a, b: np.concatenate([a, b])[used]  # noqa: E731
+        merged = ParticlePrior(
+            donors=Donors.from_vectors(
+                tuple(np.array(old.donors.names + prior.donors.names, dtype=object)[used]),
+                both(old.donors.vectors, prior.donors.vectors),
+            ),
+            donor_weights=both(old.donor_weights, prior.donor_weights),
+            theta_mean=both(old.theta_mean, prior.theta_mean),
+            theta_sd=both(old.theta_sd, prior.theta_sd),
+            description=prior.description,
+            flux_walk_mg_kg_min_per_sqrt_min=prior.flux_walk_mg_kg_min_per_sqrt_min,
+        )
+        self.prior = merged
+        idx = idx.astype(np.int64)
+        params = compose_params(merged.donors, idx, theta)
+        new_ss, new_ok = steady_states(params)
+        ok = old_ok & new_ok
+        ok &= take
+        x = st.x.copy()
+        vg_old = st.params[:, P_VG]
+        vg_new = params[:, P_VG]
+        g = st.x[:, X_GP] / vg_old
+        x[:, X_GP] = np.where(take, g * vg_new, st.x[:, X_GP])
+        x[:, X_GS] = np.where(take, st.x[:, X_GS] / vg_old * vg_new, st.x[:, X_GS])
+        x[:, X_GT] = np.where(
+            ok, x[:, X_GP] * new_ss[:, X_GT] / np.maximum(new_ss[:, X_GP], 1e-9), st.x[:, X_GT]
+        )
+        for k in (X_IP, X_IL, X_I1, X_ID):
+            ratio = st.x[:, k] / np.maximum(old_ss[:, k], 1e-12)
+            x[:, k] = np.where(ok, new_ss[:, k] * ratio, st.x[:, k])
+        x[:, X_X] = np.where(take, st.x[:, X_X] * params[:, P_IB] / st.params[:, P_IB], st.x[:, X_X])
+        st.donor_idx = idx
+        st.theta = theta
+        st.params = params
+        st.x = np.ascontiguousarray(x)
+        st.log_w = np.full(st.size, -math.log(st.size))
+        st.stats["adoptions"] = st.stats.get("adoptions", 0) + 1
 
     def select(self, st: FilterState, m: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
         """``m`` particle indices drawn systematically by weight (forecast members)."""

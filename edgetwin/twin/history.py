@@ -9,7 +9,7 @@ A history file is the ``edgetwin simulate`` output format: columns ``minute``, `
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +19,14 @@ import numpy.typing as npt
 from edgetwin.csvfiles import read_minute_table
 from edgetwin.errors import InputDataError
 from edgetwin.twin.forecast import Forecast
+from edgetwin.twin.prior import ParticlePrior
 from edgetwin.twin.twin import Twin
 
 __all__ = [
     "BacktestRow",
     "History",
     "HorizonScore",
+    "NightlyPersonaliser",
     "backtest",
     "feed",
     "linear_extrapolation",
@@ -136,6 +138,31 @@ class BacktestRow:
     linear_mg_dl: float
 
 
+class NightlyPersonaliser:
+    """Re-identify the twin's parameters once a day from the data seen so far (at most the
+    last 14 days), starting each time from the original prior, as a gateway does at night."""
+
+    def __init__(
+        self, prior: ParticlePrior, history: History, *, every_min: int = 1440, first_min: int = 1440
+    ):
+        self.prior = prior
+        self.history = history
+        self.every_min = every_min
+        self.next_min = first_min
+        self.runs: list[float] = []
+
+    def __call__(self, twin: Twin, minute: int) -> None:
+        if minute < self.next_min:
+            return
+        from edgetwin.twin.identify import identify
+
+        res = identify(self.prior, self.history, end=minute + 1)
+        twin.adopt(res.posterior)
+        self.runs.append(res.seconds)
+        while self.next_min <= minute:
+            self.next_min += self.every_min
+
+
 def backtest(
     twin: Twin,
     history: History,
@@ -143,11 +170,13 @@ def backtest(
     horizons_min: Sequence[int],
     *,
     first_issue_min: int | None = None,
+    before_issue: Callable[[Twin, int], None] | None = None,
 ) -> list[BacktestRow]:
     """Rolling-origin forecasts: at each issue minute the twin has seen only data up to it.
 
     Forecasts are issued at ``first_issue_min`` (default ``every_min``) and every ``every_min``
-    after, up to the last minute of the history, one row per horizon.
+    after, up to the last minute of the history, one row per horizon. ``before_issue(twin, t)``
+    runs after the data up to t were fed (e.g. a :class:`NightlyPersonaliser`).
     """
     if every_min <= 0 or not horizons_min or min(horizons_min) <= 0:
         raise InputDataError("--every and every horizon must be positive")
@@ -161,6 +190,8 @@ def backtest(
     for t in range(first, history.minutes, every_min):
         feed(twin, history, fed + 1, t)
         fed = t
+        if before_issue is not None:
+            before_issue(twin, t)
         fc: Forecast = twin.forecast(horizon)
         pers = persistence(cgm, t)
         for h in horizons_min:

@@ -11,6 +11,11 @@ log-multipliers ``theta`` (:data:`THETA_NAMES`):
 * ``egp``: scales basal endogenous glucose production (via ``kp1``), which sets fasting glucose
   under a given basal rate.
 
+A fourth column, ``glucose_flux`` (mg/kg/min, added to ``kp1``), is not a parameter but a
+slowly wandering disturbance the filter estimates: glucose appearing or disappearing for reasons
+the donor's physiology does not explain. Carried into a forecast it bends the trend the way the
+recent data did (the "offset-free" disturbance model of model-predictive control).
+
 From a therapy profile alone (:func:`profile_prior`), every cohort patient becomes a donor made
 consistent with the profile: body weight, basal rate (``u2ss`` and ``Ib``, ``kp1`` re-solved so
 the donor keeps its basal glucose) and insulin sensitivity scaled so the donor's model correction
@@ -54,6 +59,7 @@ from edgetwin.therapy import TherapyProfile
 from edgetwin.twin.indices import insulin_sensitivity_mg_dl_per_u, steady_states
 
 __all__ = [
+    "N_LEARNED",
     "THETA_NAMES",
     "Donors",
     "ParticlePrior",
@@ -64,11 +70,12 @@ __all__ = [
 
 F64 = npt.NDArray[np.float64]
 
-THETA_NAMES = ("insulin_sensitivity", "meal_absorption", "egp")
+THETA_NAMES = ("insulin_sensitivity", "meal_absorption", "egp", "glucose_flux")
 N_THETA = len(THETA_NAMES)
-TH_SI, TH_ABS, TH_EGP = range(N_THETA)
-THETA_LOW = np.array([-1.2, -1.5, -0.5])
-THETA_HIGH = np.array([1.2, 1.5, 0.5])
+N_LEARNED = 3  # the first three are parameters; glucose_flux is a disturbance state
+TH_SI, TH_ABS, TH_EGP, TH_FLUX = range(N_THETA)
+THETA_LOW = np.array([-1.2, -1.5, -0.5, -1.5])
+THETA_HIGH = np.array([1.2, 1.5, 0.5, 1.5])
 
 _SIMILARITY_BANDWIDTH = 0.4  # natural-log units per feature
 _MIN_DONOR_WEIGHT = 0.02  # relative to the best donor
@@ -113,7 +120,9 @@ def compose_params(
     s_e = np.exp(theta[:, TH_EGP])
     p[:, P_VMX] *= s_i
     p[:, P_KP3] *= s_i
-    p[:, P_KP1] += (s_i - 1.0) * donors.kp3_ib[donor_idx] + (s_e - 1.0) * donors.egp_basal[donor_idx]
+    p[:, P_KP1] += (
+        (s_i - 1.0) * donors.kp3_ib[donor_idx] + (s_e - 1.0) * donors.egp_basal[donor_idx] + theta[:, TH_FLUX]
+    )
     p[:, P_KABS] *= s_a
     p[:, P_KMAX] *= s_a
     p[:, P_KMIN] *= s_a
@@ -122,21 +131,41 @@ def compose_params(
 
 @dataclass(frozen=True)
 class ParticlePrior:
-    """Donors with weights, and a Gaussian prior on ``theta`` (log-multipliers)."""
+    """Donors with weights, and per donor a Gaussian on ``theta`` (log-multipliers).
+
+    ``theta_mean`` and ``theta_sd`` are (D, 3), or (3,) shared by all donors (stored as (D, 3)).
+    """
 
     donors: Donors
     donor_weights: F64
     theta_mean: F64
     theta_sd: F64
     description: str
+    flux_walk_mg_kg_min_per_sqrt_min: float = 0.04
+    """How fast the unexplained glucose flux may wander: small for a known patient, larger for
+    a population prior whose structure is only approximately the patient's."""
+
+    def __post_init__(self) -> None:
+        d = self.donors.size
+        w = np.asarray(self.donor_weights, dtype=np.float64)
+        if w.shape != (d,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ModelError(f"donor weights must be {d} non-negative numbers, not all zero")
+        for name in ("theta_mean", "theta_sd"):
+            a = np.asarray(getattr(self, name), dtype=np.float64)
+            a = np.broadcast_to(a, (d, N_THETA)).copy() if a.shape in ((N_THETA,), (1, N_THETA)) else a
+            if a.shape != (d, N_THETA) or not np.isfinite(a).all():
+                raise ModelError(f"{name} must be ({N_THETA},) or ({d}, {N_THETA}) finite numbers")
+            object.__setattr__(self, name, a)
+        if (self.theta_sd < 0).any():
+            raise ModelError("theta_sd must be >= 0")
+        object.__setattr__(self, "donor_weights", w / w.sum())
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], F64]:
         """Donor indices (stratified by weight) and multipliers for ``n`` particles."""
-        w = self.donor_weights / self.donor_weights.sum()
-        cum = np.cumsum(w)
+        cum = np.cumsum(self.donor_weights)
         u = (np.arange(n) + rng.random()) / n
         idx = np.minimum(np.searchsorted(cum, u, side="right"), self.donors.size - 1).astype(np.int64)
-        theta = self.theta_mean + self.theta_sd * rng.standard_normal((n, N_THETA))
+        theta = self.theta_mean[idx] + self.theta_sd[idx] * rng.standard_normal((n, N_THETA))
         theta = np.clip(theta, THETA_LOW, THETA_HIGH)
         return idx, theta
 
@@ -144,7 +173,7 @@ class ParticlePrior:
 def patient_prior(
     params: PatientParams,
     *,
-    theta_sd: tuple[float, float, float] = (0.05, 0.05, 0.02),
+    theta_sd: tuple[float, float, float, float] = (0.05, 0.05, 0.02, 0.02),
 ) -> ParticlePrior:
     """A known patient: one donor, multipliers near 1 (small spread so the filter can adapt)."""
     donors = Donors.from_vectors((params.name,), params.vector()[None, :])
@@ -154,6 +183,7 @@ def patient_prior(
         theta_mean=np.zeros(N_THETA),
         theta_sd=np.array(theta_sd, dtype=np.float64),
         description=f"known patient {params.name}",
+        flux_walk_mg_kg_min_per_sqrt_min=0.004,
     )
 
 
@@ -215,7 +245,7 @@ def profile_prior(
     profile: TherapyProfile,
     *,
     exclude: tuple[str, ...] = (),
-    theta_sd: tuple[float, float, float] = (0.2, 0.3, 0.05),
+    theta_sd: tuple[float, float, float, float] = (0.2, 0.3, 0.05, 0.02),
 ) -> ParticlePrior:
     """A prior twin from a therapy profile and the 30-patient virtual population.
 

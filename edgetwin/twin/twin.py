@@ -64,7 +64,15 @@ from edgetwin.twin.indices import (
     basal_glucose_mg_dl,
     insulin_sensitivity_mg_dl_per_u,
 )
-from edgetwin.twin.prior import THETA_NAMES, Donors, ParticlePrior, patient_prior, profile_prior
+from edgetwin.twin.prior import (
+    N_LEARNED,
+    TH_FLUX,
+    THETA_NAMES,
+    Donors,
+    ParticlePrior,
+    patient_prior,
+    profile_prior,
+)
 from edgetwin.twin.sensor_model import SensorErrorModel
 from edgetwin.twin.summary import ParameterSummary, estimate
 
@@ -460,6 +468,29 @@ class Twin:
         q = cgm_quantiles(g, st.bias[idx], st.bias_var, horizons.astype(float), self.sensor)
         return q, out.gsub_mg_dl
 
+    def adopt(self, prior: ParticlePrior, *, lookback_min: int = 60) -> None:
+        """Take a new parameter posterior (e.g. a nightly :func:`~edgetwin.twin.identify.identify`).
+
+        Half the particles draw parameters from ``prior`` (their state estimates mapped into the
+        new parameters' frame), half keep the online estimate. The change is made at the
+        snapshot ``lookback_min`` back and the readings since are replayed, so the new particles
+        have been weighed against recent data before anyone forecasts from them. The replay
+        window restarts there: data for earlier minutes are reported TOO_OLD afterwards.
+        """
+        self._sync()
+        target = self._done
+        key = max(k for k in self._snapshots if k <= max(self._base_key, target - lookback_min))
+        st, cal = self._snapshots[key]
+        self._state = st.copy()
+        self._cal = cal.copy()
+        self._done = key
+        self._pf.adopt(self._state, prior, self._rng(key, 7))
+        self.prior = self._pf.prior
+        self._snapshots = {key: (self._state.copy(), self._cal.copy())}
+        self._log.trim(key + 1)
+        self._outliers = {m: p for m, p in self._outliers.items() if m > key}
+        self._commit(target)
+
     # -- the present --------------------------------------------------------------------------
 
     def _state_now(self) -> FilterState:
@@ -598,12 +629,21 @@ class Twin:
                 "steady glucose under the mean scheduled basal rate",
             ),
         ]
-        for j, name in enumerate(THETA_NAMES):
+        for j, name in enumerate(THETA_NAMES[:N_LEARNED]):
             ests.append(
                 estimate(
                     f"{name}_factor", "x prior", np.exp(st.theta[:, j]), w, "multiplier learned on the prior"
                 )
             )
+        ests.append(
+            estimate(
+                "glucose_flux_mg_kg_min",
+                "mg/kg/min",
+                st.theta[:, TH_FLUX],
+                w,
+                "glucose appearing (+) or disappearing (-) now that the model does not explain",
+            )
+        )
         donor_w = np.bincount(st.donor_idx, weights=w, minlength=self.prior.donors.size)
         donors = tuple(
             (self.prior.donors.names[i], float(donor_w[i]))
