@@ -57,8 +57,8 @@ class FilterConfig:
     particles: int = 384
     glucose_walk_mg_dl_per_sqrt_min: float = 0.4
     unannounced_meals_per_day: float = 3.0
-    unannounced_meal_median_g: float = 20.0
-    unannounced_meal_log_sd: float = 0.6
+    unannounced_meal_median_g: float = 30.0
+    unannounced_meal_log_sd: float = 0.7
     carb_count_log_sd: float = 0.25
     theta_walk_per_sqrt_day: tuple[float, float, float] = (0.04, 0.04, 0.02)
     flux_time_constant_min: float = 360.0

@@ -705,6 +705,7 @@ class Twin:
                 "theta_mean": _pack(self.prior.theta_mean),
                 "theta_sd": _pack(self.prior.theta_sd),
                 "description": self.prior.description,
+                "flux_walk": self.prior.flux_walk_mg_kg_min_per_sqrt_min,
             },
             "log": self._log.to_dict(),
             "state": _pack_state(self._state),
@@ -738,6 +739,7 @@ class Twin:
                 theta_mean=_unpack(pr["theta_mean"]),
                 theta_sd=_unpack(pr["theta_sd"]),
                 description=str(pr["description"]),
+                flux_walk_mg_kg_min_per_sqrt_min=float(pr["flux_walk"]),
             )
             sc = doc["schedule"]
             schedule = BasalSchedule(
