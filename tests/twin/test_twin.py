@@ -79,7 +79,7 @@ def test_an_hour_without_readings_widens_the_uncertainty_then_recovers(day: Day)
     feed_inputs(twin, day, 481, 570)  # no readings for 90 minutes
     twin.advance_to(570)
     assert twin.minute == 570
-    lo, mid, hi = twin.glucose_now()
+    lo, _, hi = twin.glucose_now()
     assert hi - lo > 1.5 * width_before
     fc = twin.forecast(120)
     assert np.isfinite(fc.p50_mg_dl).all()
@@ -174,7 +174,9 @@ def test_an_outlier_is_flagged_and_barely_moves_the_twin(day: Day) -> None:
     feed(spiked, day, 0, 299)
     spike_at = reading_minutes(day, 300, 310)[0]
     feed_inputs(spiked, day, 300, spike_at)
-    assert spiked.assimilate_cgm(spike_at, float(day.history.cgm_mg_dl[spike_at]) + 150.0) is EventStatus.OUTLIER
+    assert (
+        spiked.assimilate_cgm(spike_at, float(day.history.cgm_mg_dl[spike_at]) + 150.0) is EventStatus.OUTLIER
+    )
     assert spiked.reading_was_outlier(spike_at)
     feed(spiked, day, spike_at + 1, 310)
     feed(clean, day, 301, 310)
