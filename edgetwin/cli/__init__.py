@@ -21,15 +21,11 @@ __all__ = ["main"]
 COMMAND_MODULES = (
     "edgetwin.cli.simulate",
     "edgetwin.cli.bench",
-COMMAND_MODULES = (
-    "edgetwin.cli.simulate",
-    "edgetwin.cli.bench",
     "edgetwin.cli.devices",
     "edgetwin.cli.cloud",
     "edgetwin.cli.forecast",
     "edgetwin.cli.backtest",
     "edgetwin.cli.whatif",
-)
 )
 
 
