@@ -9,7 +9,7 @@ A history file is the ``edgetwin simulate`` output format: columns ``minute``, `
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,47 @@ class History:
     @property
     def last_minute(self) -> int:
         return self.minutes - 1
+
+    @classmethod
+    def from_events(
+        cls,
+        minutes: int,
+        readings: Iterable[tuple[int, float | None]],
+        insulin: Iterable[tuple[int, float, int]],
+        carbs: Iterable[tuple[int, float]],
+    ) -> History:
+        """Per-minute arrays over [0, minutes) from events stamped in minutes from the start:
+        readings (minute, mg/dL or None), insulin (minute, U, duration min; basal included)
+        and announced carbs (minute, g). Events outside the span are dropped; None readings
+        (sensor errors) stay gaps; duplicates of a minute keep the first reading."""
+        if minutes <= 0:
+            raise InputDataError("a history needs at least one minute")
+        cgm = np.full(minutes, np.nan)
+        cho = np.zeros(minutes)
+        ins = np.zeros(minutes)
+        for m, g in readings:
+            if (
+                0 <= m < minutes
+                and g is not None
+                and math.isfinite(g)
+                and 0 < g <= 1000
+                and math.isnan(cgm[m])
+            ):
+                cgm[m] = g
+        for m, units, dur in insulin:
+            if not (math.isfinite(units) and units >= 0):
+                continue
+            if dur <= 0:
+                if 0 <= m < minutes:
+                    ins[m] += units
+            else:
+                lo, hi = max(m, 0), min(m + dur, minutes)
+                if hi > lo:
+                    ins[lo:hi] += units / dur
+        for m, grams in carbs:
+            if 0 <= m < minutes and math.isfinite(grams) and grams > 0:
+                cho[m] += grams
+        return cls(cgm, cho, ins)
 
     @classmethod
     def from_csv(cls, path: str | Path) -> History:

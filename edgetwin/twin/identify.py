@@ -23,7 +23,11 @@ first forecast from a long history) this module searches the whole prior instead
    Laplace approximation at each donor's optimum gives ``theta``'s posterior spread and the
    donor's evidence, which weighs the donors.
 
-The result is a :class:`~edgetwin.twin.prior.ParticlePrior` a twin starts from (or adopts).
+The result is a :class:`~edgetwin.twin.prior.ParticlePrior` a twin starts from (or adopts);
+:meth:`Identification.best_params` gives one parameter set for consumers that take a point (the
+cloud's re-personalisation job: build a :meth:`History.from_events` from its window, a
+:func:`~edgetwin.twin.prior.patient_prior` with a wider spread from the last published
+parameters, and return ``best_params()``).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import numpy.typing as npt
 
 from edgetwin.errors import InputDataError
 from edgetwin.model.ensemble import ENSEMBLE_RTOL, new_aux, run_ensemble
-from edgetwin.model.params import P_VG, X_GP, X_GS, X_GT
+from edgetwin.model.params import P_VG, X_GP, X_GS, X_GT, PatientParams
 from edgetwin.twin.history import History
 from edgetwin.twin.indices import steady_states
 from edgetwin.twin.prior import (
@@ -83,6 +87,17 @@ class Identification:
     seconds: float
     temperature: float
     donors: tuple[tuple[str, float, float], ...]  # (name, posterior weight, tempered objective)
+
+    def best_params(self, name: str = "personalised") -> PatientParams:
+        """One parameter set for consumers that take a point (the cloud's downlink): the most
+        probable donor with its posterior-mean multipliers, at its basal steady state."""
+        post = self.posterior
+        d = int(np.argmax(post.donor_weights))
+        theta = post.theta_mean[d : d + 1].copy()
+        theta[:, TH_FLUX] = 0.0
+        vec = compose_params(post.donors, np.array([d], dtype=np.int64), theta)[0]
+        x, ok = steady_states(vec[None, :])
+        return PatientParams.from_vector(name, vec, x[0] if ok[0] else None)
 
 
 class _Objective:

@@ -50,3 +50,25 @@ def test_identification_needs_enough_data(two_days) -> None:  # type: ignore[no-
     )
     with pytest.raises(InputDataError):
         identify(prior, short)
+
+
+def test_a_point_estimate_for_the_cloud_from_event_lists(two_days) -> None:  # type: ignore[no-untyped-def]
+    h = two_days.history
+    readings = [(m, float(g)) for m, g in enumerate(h.cgm_mg_dl) if np.isfinite(g)] + [(5, None)]
+    insulin = [(m, float(u), 0) for m, u in enumerate(h.insulin_u) if u > 0]
+    carbs = [(m, float(g)) for m, g in enumerate(h.cho_g) if g > 0]
+    rebuilt = History.from_events(h.minutes, readings, insulin, carbs)
+    np.testing.assert_array_equal(rebuilt.cgm_mg_dl, h.cgm_mg_dl)
+    np.testing.assert_allclose(rebuilt.insulin_u, h.insulin_u)
+    np.testing.assert_array_equal(rebuilt.cho_g, h.cho_g)
+    spread = History.from_events(10, [], [(2, 1.0, 4)], [])
+    np.testing.assert_allclose(spread.insulin_u, [0, 0, 0.25, 0.25, 0.25, 0.25, 0, 0, 0, 0])
+
+    from edgetwin.twin.prior import patient_prior
+
+    current = load_patient("adolescent#003")
+    res = identify(patient_prior(current, theta_sd=(0.3, 0.3, 0.1, 0.02)), rebuilt)
+    best = res.best_params()
+    assert best.out_of_bounds() == []
+    assert best.basal_glucose_mg_dl == pytest.approx(current.basal_glucose_mg_dl, rel=0.15)
+    assert 0.7 < best.Vmx / current.Vmx < 1.4
