@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edgetwin.cli.bench",
     "edgetwin.cli.devices",
     "edgetwin.cli.cloud",
+    "edgetwin.cli.warmup",
     "edgetwin.cli.forecast",
     "edgetwin.cli.backtest",
     "edgetwin.cli.whatif",
