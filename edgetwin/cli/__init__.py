@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "edgetwin.cli.devices",
     "edgetwin.cli.cloud",
     "edgetwin.cli.warmup",
+    "edgetwin.cli.forecast",
+    "edgetwin.cli.backtest",
+    "edgetwin.cli.whatif",
     "edgetwin.cli.trial",
 )
 
