@@ -35,10 +35,10 @@ def register(sub: Any) -> None:
     p.add_argument("--plot", metavar="DIR", help="write PNG glucose traces here")
     p.add_argument(
         "--estimator",
-        choices=("oracle",),
-        default="oracle",
-        help="what the twin controller's ensemble comes from; oracle = the true patient state "
-        "(an upper bound, labelled as such in the report)",
+        choices=("twin", "oracle"),
+        default="twin",
+        help="what the twin controller's ensemble comes from: twin = the living twin (default), "
+        "oracle = the true patient state (an upper bound, labelled as such in the report)",
     )
     p.add_argument("--patients", metavar="NAME[,NAME]", help="only these patients of the cohort")
     p.add_argument("--workers", type=int, help="parallel processes (default: all cores)")

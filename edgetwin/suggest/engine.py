@@ -82,6 +82,9 @@ class SuggesterConfig:
     low_weight_at_end: float = 0.3
     """... and then less, down to this fraction at the horizon (a later suspension can still
     avert a low that far away; the gate and the next cycles guard the near term)."""
+    low_recourse_after_min: int | None = None
+    """When set, lows are scored on the plan with the basal paused from this minute on (the
+    recourse a closed loop has when a low approaches); the gate's check is unaffected."""
     temp_multipliers: tuple[float, ...] = (0.0, 0.5, 1.5, 2.5, 4.0)
     need_grid_basal_h: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     """Bolus sizes tried for the insulin need, in hours of scheduled basal."""
@@ -226,7 +229,18 @@ class _Cycle:
     def score(self, candidates: list[_Candidate]) -> _Scored:
         cfg = self.cfg
         plans = [cand.plan(self.basal_u_per_min) for cand in candidates]
-        g = simulate_plans(self.ens, plans, stride=cfg.stride_min)
+        recourse = cfg.low_recourse_after_min
+        if recourse is not None:
+            # Lows are scored as if the loop paused the basal from ``recourse`` min on, as it
+            # will when a low approaches; highs on the plan as it stands.
+            for cand in candidates:
+                plan = cand.plan(self.basal_u_per_min)
+                ins = plan.insulin_u.copy()
+                ins[recourse:] = 0.0
+                plans.append(InputPlan(plan.name + "+pause", plan.cho_g, ins))
+        g_all = simulate_plans(self.ens, plans, stride=cfg.stride_min)
+        k = len(candidates)
+        g = g_all[:k]
         cost, low = plan_risk(
             g,
             self.ens.weights,
@@ -235,6 +249,7 @@ class _Cycle:
             low_weight=cfg.low_weight,
             low_weight_at_end=cfg.low_weight_at_end,
             full_weight_until=cfg.low_weight_full_min // cfg.stride_min,
+            low_glucose=g_all[k:] if recourse is not None else None,
         )
         isf = self.profile.correction_factor_mg_dl_per_u
         threshold = self.limits.suspend_threshold_mg_dl

@@ -64,17 +64,25 @@ def plan_risk(
     low_weight: float = 10.0,
     low_weight_at_end: float = 1.0,
     full_weight_until: int = 0,
+    low_glucose: F64 | None = None,
 ) -> tuple[F64, F64]:
     """Mean asymmetric risk over the horizon for each plan.
 
     ``glucose`` (K plans, N members, T times) in mg/dL; ``weights`` (N,). The low weight is
     ``low_weight`` up to column ``full_weight_until`` and then falls linearly to
     ``low_weight × low_weight_at_end`` at the last column (a low far ahead can still be averted
-    by a later suspension; one soon cannot). Returns (cost (K,), low-quantile trajectory (K, T)).
+    by a later suspension; one soon cannot). ``low_glucose`` (same shape), when given, is what the
+    low term is scored on instead (e.g. the same plans with a later suspension as recourse).
+    Returns (cost (K,), low-quantile trajectory of ``glucose`` (K, T)).
     """
     scale = KOVATCHEV_ZERO_MG_DL / target_mg_dl
     low_traj = quantile_trajectories(glucose, weights, (low_quantile,))[:, 0, :]
-    rl, _ = risk_index(low_traj * scale)
+    scored_low = (
+        low_traj
+        if low_glucose is None
+        else quantile_trajectories(low_glucose, weights, (low_quantile,))[:, 0, :]
+    )
+    rl, _ = risk_index(scored_low * scale)
     _, rh = risk_index(glucose * scale)
     expected_high = np.einsum("knt,n->kt", rh, weights)
     t = glucose.shape[2]

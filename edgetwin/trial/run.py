@@ -26,10 +26,10 @@ from edgetwin.metrics import glucose_metrics
 from edgetwin.model.cohort import cohort_names, load_patient, load_therapy
 from edgetwin.model.params import X_GS
 from edgetwin.safety import Mode, SafetyGate, SafetyLimits
-from edgetwin.suggest import Suggester
+from edgetwin.suggest import Suggester, SuggesterConfig
 from edgetwin.therapy import TherapyProfile
 from edgetwin.trial.controllers import BasalBolusTrialController, TrialController, TwinTrialController
-from edgetwin.trial.estimator import Estimator, OracleEstimator
+from edgetwin.trial.estimator import Estimator, LivingTwinEstimator, OracleEstimator
 from edgetwin.trial.pump import TrialPump
 from edgetwin.virtual.patient import VirtualPatient
 from edgetwin.virtual.scenario import RandomScenario
@@ -51,8 +51,9 @@ TRIAL_START_UTC = datetime(2026, 1, 5, tzinfo=UTC)
 """Minute 0 of every trial: a midnight (meal times count from midnight)."""
 
 CONTROLLERS = ("twin", "basal-bolus")
-ESTIMATORS = ("oracle",)
-"""Estimators the twin controller can run on. ``oracle`` reads the true state (an upper bound)."""
+ESTIMATORS = ("twin", "oracle")
+"""Estimators the twin controller can run on: ``twin`` the living twin (the product), ``oracle``
+the true state (an upper bound)."""
 
 PLOT_STEP_MIN = 5
 
@@ -84,7 +85,9 @@ class PatientJob:
     patient: str
     controller: str
     settings: TrialSettings
-    estimator: str = "oracle"
+    estimator: str = "twin"
+    suggester: SuggesterConfig | None = None
+    """Engine settings for the twin controller (None: the defaults)."""
 
 
 @dataclass
@@ -165,9 +168,14 @@ def _seeds(seed: int, patient: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def make_estimator(kind: str, patient: VirtualPatient) -> Estimator:
+def make_estimator(
+    kind: str, patient: VirtualPatient, profile: TherapyProfile, minutes: int, seed: int
+) -> Estimator:
+    """The twin controller's estimator: ``twin`` (the living twin) or ``oracle`` (true state)."""
     if kind == "oracle":
         return OracleEstimator(patient)
+    if kind == "twin":
+        return LivingTwinEstimator(patient.params.name, profile, minutes, seed=seed)
     raise UnknownPatientError(f"unknown estimator {kind!r}; known: {', '.join(ESTIMATORS)}")
 
 
@@ -207,8 +215,8 @@ def run_patient(
     elif job.controller == "twin":
         limits = trial_limits(profile, pump.physics.spec.max_bolus_u)
         twin = TwinTrialController(
-            make_estimator(job.estimator, patient),
-            Suggester(),
+            make_estimator(job.estimator, patient, profile, minutes, cgm_seed % (2**31)),
+            Suggester(job.suggester),
             SafetyGate(limits),
             profile,
             limits,

@@ -46,7 +46,7 @@ def test_twin_controller_stays_in_limits_and_beats_basal_bolus_where_it_fails() 
         assert isinstance(controller, TwinTrialController)
         controller.history = history
 
-    twin = run_patient(PatientJob(name, "twin", ONE_DAY), on_controller=keep)
+    twin = run_patient(PatientJob(name, "twin", ONE_DAY, "oracle"), on_controller=keep)
     bb = run_patient(PatientJob(name, "basal-bolus", ONE_DAY))
     assert bb.metrics["tbr_70_pct"] > 10.0  # the clear case
     assert twin.metrics["tbr_54_pct"] == 0.0 and twin.metrics["tbr_70_pct"] <= 2.0
@@ -94,7 +94,8 @@ def test_trial_command_writes_the_report_table_and_plots(
     code = main(
         [
             "trial", "--cohort", "adult", "--patients", "adult#001", "--days", "1", "--seed", "1",
-            "--controller", "twin", "--out", str(out), "--plot", str(plots), "--workers", "1",
+            "--controller", "twin", "--estimator", "oracle", "--out", str(out), "--plot", str(plots),
+            "--workers", "1",
         ]
     )  # fmt: skip
     assert code == 0
@@ -115,6 +116,26 @@ def test_trial_command_writes_the_report_table_and_plots(
     printed = capsys.readouterr().out
     assert "twin/oracle" in printed and "basal-bolus" in printed and "Targets adult" in printed
     assert (plots / "adult_001_twin.png").stat().st_size > 10_000
+
+
+def test_the_living_twin_drives_the_controller_safely() -> None:
+    """The product path: living twin (profile prior, patient left out, nightly personalisation)
+    + suggester + gate. One day on an adult whose basal-bolus day has lows."""
+    name = "adult#001"
+    history: list[tuple[int, GateResult]] = []
+
+    def keep(controller: TrialController) -> None:
+        assert isinstance(controller, TwinTrialController)
+        controller.history = history
+
+    twin = run_patient(PatientJob(name, "twin", ONE_DAY, "twin"), on_controller=keep)
+    bb = run_patient(PatientJob(name, "basal-bolus", ONE_DAY))
+    assert twin.estimator == "twin"
+    assert twin.metrics["tbr_54_pct"] == 0.0 and twin.metrics["tbr_70_pct"] < bb.metrics["tbr_70_pct"]
+    assert twin.metrics["tir_70_180_pct"] > 80.0
+    kinds = {r.suggestion.kind for _, r in history if r.suggestion is not None}
+    assert K.BOLUS in kinds and (K.MICRO_BOLUS in kinds or K.TEMP_BASAL in kinds)
+    assert "suggester_error" not in twin.interventions
 
 
 def test_trial_command_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
