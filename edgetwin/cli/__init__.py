@@ -18,7 +18,15 @@ from edgetwin.errors import EdgeTwinError
 __all__ = ["main"]
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("edgetwin.cli.simulate", "edgetwin.cli.bench")
+COMMAND_MODULES = (
+    "edgetwin.cli.simulate",
+    "edgetwin.cli.bench",
+    "edgetwin.cli.run",
+    "edgetwin.cli.status",
+    "edgetwin.cli.history",
+    "edgetwin.cli.config",
+    "edgetwin.cli.demo",
+)
 
 
 class UsageError(EdgeTwinError):

@@ -110,10 +110,11 @@ class AlarmCenter:
                 log.exception("a notifier failed", extra={"event": "notify_failed"})
 
     async def raise_alarm(self, kind: str, message: str, severity: str = "urgent") -> bool:
-        """Sound ``kind`` if it is new, changed, or due to repeat; True when it sounded."""
+        """Sound ``kind`` if it is new, its severity changed, or it is due to repeat; True when it sounded."""
         now_mono = self.clock.monotonic()
         a = self.active.get(kind)
-        if a is not None and a.message == message and now_mono - a.last_sounded_mono < self.repeat_s:
+        if a is not None and now_mono - a.last_sounded_mono < self.repeat_s and severity == a.severity:
+            a.message = message  # the page shows the current text; the sound repeats on schedule
             return False
         if a is None:
             a = ActiveAlarm(kind, message, severity, self.clock.now_utc(), now_mono, 1)

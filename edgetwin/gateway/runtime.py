@@ -229,6 +229,7 @@ class Gateway:
             await self._close_store()
             self._unlock()
             raise
+        self._started_mono = self.clock.monotonic()  # silence is measured from here, not from before start-up
         for role, src in self.devices.sources.items():
             self.health[role] = DeviceHealth(role, src.name, src.device_id)
             self._device_tasks[role] = asyncio.create_task(self._device_task(src), name=f"device-{role}")
