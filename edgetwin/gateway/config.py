@@ -375,9 +375,9 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
     except ConfigError as exc:
         raise ConfigError(f"profile.{exc.key}", exc.problem, source=source) from None
 
-    limits = _parse_limits(data.get("limits"), source, mode)
     if mode == "closed-loop" and "pump" not in devices:
         raise ConfigError("gateway.mode", "closed-loop needs a pump in [devices]", source=source)
+    limits = _parse_limits(data.get("limits"), source, mode)
 
     return GatewayConfig(
         source=source,

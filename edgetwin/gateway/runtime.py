@@ -528,6 +528,18 @@ class Gateway:
             await self.alarms.resolve("storage_failed", "The gateway saves data again.")
         await src.acknowledge(record, ack)
         h.records += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "record acknowledged",
+                extra={
+                    "event": "acknowledged",
+                    "device": src.device_id,
+                    "table": ack.table,
+                    "row_id": ack.row_id,
+                    "sequence": getattr(record, "sequence", None),
+                    "duplicate": ack.duplicate,
+                },
+            )
         if ack.duplicate:
             h.duplicates += 1
             if ack.conflicting:

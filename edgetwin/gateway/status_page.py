@@ -96,14 +96,15 @@ function draw(doc) {
   const x = t => L + (t - t0) / (t1 - t0) * (W - L - R);
   const y = g => T + (1 - (Math.min(Math.max(g, YMIN), YMAX) - YMIN) / (YMAX - YMIN)) * (H - T - B);
   el("rect", {x: L, y: y(180), width: W - L - R, height: y(70) - y(180), fill: "#e8f5e9"}, svg);
-  for (const g of [70, 180, 250, 54]) {
+  for (const g of [54, 70, 180, 250, 400]) {
     el("line", {x1: L, x2: W - R, y1: y(g), y2: y(g), class: "grid"}, svg);
     el("text", {x: 4, y: y(g) + 4, class: "axis"}, svg).textContent = g;
   }
   for (let h = -6; h <= 2; h += 2) {
     const tx = now + h * 3600e3;
     el("line", {x1: x(tx), x2: x(tx), y1: T, y2: H - B, class: "grid"}, svg);
-    el("text", {x: x(tx) - 14, y: H - 6, class: "axis"}, svg).textContent = h === 0 ? "now" : hhmm(new Date(tx).toISOString());
+    const anchor = h === 2 ? "end" : "middle";
+    el("text", {x: x(tx), y: H - 6, class: "axis", "text-anchor": anchor}, svg).textContent = h === 0 ? "now" : hhmm(new Date(tx).toISOString());
   }
   const fc = doc.forecast;
   if (fc && fc.points.length) {
