@@ -14,6 +14,7 @@ __all__ = ["BENCHMARKS", "register"]
 
 BENCHMARKS = {
     "model": "model kernels: patient-days/s, ensemble throughput, start-up, vs SciPy",
+    "gateway": "gateway daemon: memory, warm start, CPU per 5-min cycle, a simulated day through the pipeline",
 }
 
 

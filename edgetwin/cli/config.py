@@ -39,7 +39,11 @@ def check(args: argparse.Namespace) -> int:
     )
     print(f"  basal         {basal}")
     print(f"  limits        {limits_summary}")
-    sync = "off (data stays local)" if cfg.sync is None else f"{cfg.sync.endpoint} every {cfg.sync.interval_min:g} min"
+    sync = (
+        "off (data stays local)"
+        if cfg.sync is None
+        else f"{cfg.sync.endpoint} every {cfg.sync.interval_min:g} min"
+    )
     print(f"  sync          {sync}")
     status = f"http://127.0.0.1:{cfg.status_port}/" if cfg.status_enabled else "off"
     print(f"  status page   {status}")

@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours")
     p.add_argument("--seed", type=int, default=1, help="meals and sensor noise seed")
     p.add_argument("--speed", type=float, default=2400.0, help="clock seconds per real second")
-    p.add_argument("--out", default="edgetwin-demo", metavar="DIR", help="report folder (replaced if it holds a demo)")
+    p.add_argument(
+        "--out", default="edgetwin-demo", metavar="DIR", help="report folder (replaced if it holds a demo)"
+    )
     p.add_argument("--status-port", type=int, default=0, help="status page port on 127.0.0.1 (0: any free)")
     p.set_defaults(handler=run)
 
@@ -84,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  insulin   {s['insulin_u']} U delivered, {s['carbs_g']} g carbohydrate announced")
     print(f"  suggest   {s['suggestions']} suggestions {s['suggestions_by_kind'] or ''}")
     print(f"  alarms    {s['alarms']} {s['alarms_by_kind'] or ''}")
-    print(f"  store     {s['stored_rows'].get('cgm', 0)} readings durable; checkpoint {s['last_checkpoint_utc']}")
+    print(
+        f"  store     {s['stored_rows'].get('cgm', 0)} readings durable; checkpoint {s['last_checkpoint_utc']}"
+    )
     print(f"Report: {result.report_md} (also report.json, day.svg)")
     print(f"Look around: edgetwin history --config {out / 'gateway.toml'} --hours {args.hours:g}")
     return 0

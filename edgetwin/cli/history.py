@@ -19,7 +19,7 @@ from typing import Any
 
 from edgetwin.cli._gateway_args import add_location, data_dir, open_store_readonly
 
-__all__ = ["register", "describe"]
+__all__ = ["describe", "register"]
 
 DEFAULT_KINDS = "cgm,insulin,carbs,suggestion,decision,alarm"
 COLUMNS = ("time_utc", "kind", "id", "value", "unit", "detail")
@@ -66,10 +66,10 @@ def describe(kind: str, record: Any) -> tuple[str, str, str]:
     if kind == "heart_rate":
         return str(r.heart_rate_bpm), "bpm", r.device_id
     if kind == "suggestion":
-        amount = next(
-            (f"{v:g}" for v in (r.rate_u_per_h, r.units, r.carbs_g) if v is not None), ""
+        amount = next((f"{v:g}" for v in (r.rate_u_per_h, r.units, r.carbs_g) if v is not None), "")
+        unit = (
+            "U/h" if r.rate_u_per_h is not None else "U" if r.units is not None else "g" if r.carbs_g else ""
         )
-        unit = "U/h" if r.rate_u_per_h is not None else "U" if r.units is not None else "g" if r.carbs_g else ""
         return amount, unit, f"{r.kind}: {r.reason}"
     if kind == "decision":
         rules = "; ".join(f"{f.rule} ({f.action}): {f.message}" for f in r.findings)
@@ -113,5 +113,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for t, kind, _id, value, unit, detail in rows:
             print(f"{t[:19].replace('T', ' ')}  {kind:<11} {value:>8} {unit:<6} {detail}")
-        print(f"{len(rows)} entries from {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+        print(
+            f"{len(rows)} entries from {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC", file=sys.stderr
+        )
     return 0

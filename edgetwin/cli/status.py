@@ -82,9 +82,13 @@ def _print(doc: dict[str, Any]) -> None:
     for a in doc["alarms"]:
         print(f"ALARM       [{a['severity']}] {a['message']}")
     for d in doc["devices"]:
-        print(f"device      {d['role']:<10} {d['name']:<28} {d['state']:<10} {d['records']} records, {d['restarts']} restarts")
+        print(
+            f"device      {d['role']:<10} {d['name']:<28} {d['state']:<10} {d['records']} records, {d['restarts']} restarts"
+        )
     sy = doc["sync"]
-    print(f"sync        {sy['state']}" + (f", {sy['backlog']} waiting" if sy.get("backlog") is not None else ""))
+    print(
+        f"sync        {sy['state']}" + (f", {sy['backlog']} waiting" if sy.get("backlog") is not None else "")
+    )
     print(f"storage     {doc['store']['state']} {doc['store']['detail']}".rstrip())
     print(f"twin        {doc['twin']['model']}; checkpoint {doc['twin']['checkpoint_utc'] or 'none yet'}")
 

@@ -335,7 +335,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
             devices[role] = name
     dv.finish()
     if "cgm" not in devices:
-        raise dv.err("cgm", "is required: the glucose sensor, e.g. \"ble:AA:BB:CC:DD:EE:FF\" or \"sim:cgm\"")
+        raise dv.err("cgm", 'is required: the glucose sensor, e.g. "ble:AA:BB:CC:DD:EE:FF" or "sim:cgm"')
 
     sm = _Table(data.get("sim"), "sim", source)
     sim = SimConfig(
@@ -472,7 +472,9 @@ def _parse_limits(data: Any, source: str, mode: str) -> LimitsConfig:
     table = dict(data)
     if "mode" in table and table["mode"] != mode:
         raise ConfigError(
-            "limits.mode", f"{table['mode']!r} disagrees with gateway.mode {mode!r}; set it once", source=source
+            "limits.mode",
+            f"{table['mode']!r} disagrees with gateway.mode {mode!r}; set it once",
+            source=source,
         )
     values: dict[str, float] = {}
     for key in ("max_basal_u_per_h", "max_bolus_u"):

@@ -127,7 +127,7 @@ max_bolus_u = 10.0
 
 async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None] | None = None) -> DemoResult:
     """Run the gateway over ``opts.hours`` of simulated time; returns the summary and report paths."""
-    _warm_up(opts.patient)
+    warm_up(opts.patient)
     cfg_path = write_config(opts)
     cfg = load_config(cfg_path)
     from edgetwin.gateway.logs import configure_logging
@@ -150,7 +150,11 @@ async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None]
             if h in (30, 60):
                 checks.append(
                     ForecastCheck(
-                        mm.time(int(m)), h, float(fc.p10_mg_dl[i]), float(fc.p50_mg_dl[i]), float(fc.p90_mg_dl[i])
+                        mm.time(int(m)),
+                        h,
+                        float(fc.p10_mg_dl[i]),
+                        float(fc.p50_mg_dl[i]),
+                        float(fc.p90_mg_dl[i]),
                     )
                 )
 
@@ -181,7 +185,7 @@ async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None]
     return DemoResult(opts, wall, summary, md, js, svg, checks)
 
 
-def _warm_up(patient: str) -> None:
+def warm_up(patient: str) -> None:
     """Load the compiled model kernels before the accelerated clock starts."""
     from edgetwin.model.cohort import load_patient
     from edgetwin.virtual.patient import VirtualPatient
@@ -380,9 +384,11 @@ def _chart(
         f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff"/>',
         f'<rect x="{L}" y="{y(180):.1f}" width="{W - L - R}" height="{y(70) - y(180):.1f}" fill="#e8f5e9"/>',
     ]
-    for g in (54, 70, 180, 250, 400):
-        parts.append(f'<line x1="{L}" x2="{W - R}" y1="{y(g):.1f}" y2="{y(g):.1f}" stroke="#e3e6eb"/>')
-        parts.append(f'<text x="4" y="{y(g) + 4:.1f}" fill="#5b6475">{g}</text>')
+    for level in (54.0, 70.0, 180.0, 250.0, 400.0):
+        parts.append(
+            f'<line x1="{L}" x2="{W - R}" y1="{y(level):.1f}" y2="{y(level):.1f}" stroke="#e3e6eb"/>'
+        )
+        parts.append(f'<text x="4" y="{y(level) + 4:.1f}" fill="#5b6475">{level:.0f}</text>')
     hours = int(span // 3600)
     for h in range(0, hours + 1, max(1, hours // 8)):
         t = start + timedelta(hours=h)
@@ -401,13 +407,17 @@ def _chart(
             if start <= t <= end:
                 pts.append(f"{x(t):.1f},{y(float(true_g[i])):.1f}")
         if pts:
-            parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#9e9e9e" stroke-width="1.5"/>')
+            parts.append(
+                f'<polyline points="{" ".join(pts)}" fill="none" stroke="#9e9e9e" stroke-width="1.5"/>'
+            )
     for r in cgm:
         g = float(r.glucose_mg_dl or 0.0)
         colour = "#c62828" if g < 70 else "#b26a00" if g > 180 else "#1d2330"
         parts.append(f'<circle cx="{x(r.time_utc):.1f}" cy="{y(g):.1f}" r="1.8" fill="{colour}"/>')
-    for c in carbs:
-        parts.append(f'<text x="{x(c.time_utc) - 8:.1f}" y="{H - B - 4}" fill="#2e7d32">{c.grams:.0f}g</text>')
+    for entry in carbs:
+        parts.append(
+            f'<text x="{x(entry.time_utc) - 8:.1f}" y="{H - B - 4}" fill="#2e7d32">{entry.grams:.0f}g</text>'
+        )
     for _, s in sugg:
         if str(s.kind) != "keep_basal":
             parts.append(f'<circle cx="{x(s.created_utc):.1f}" cy="{T + 4}" r="3" fill="#3949ab"/>')
@@ -430,7 +440,11 @@ class ProgressBar:
 
     def __call__(self, frac: float, gw: Gateway) -> None:
         latest = gw.state.latest
-        g = "" if latest is None or latest.glucose_mg_dl is None else f"glucose {latest.glucose_mg_dl:.0f} mg/dL"
+        g = (
+            ""
+            if latest is None or latest.glucose_mg_dl is None
+            else f"glucose {latest.glucose_mg_dl:.0f} mg/dL"
+        )
         now = gw.clock.now_utc()
         alarms = f"  ALARMS: {len(gw.alarms.active)}" if gw.alarms.active else ""
         if self.tty:
@@ -444,4 +458,6 @@ class ProgressBar:
             decile = int(math.floor(frac * 10 + 1e-9))
             if decile != self._last_decile:
                 self._last_decile = decile
-                print(f"{decile * 10:3d} %  {now:%Y-%m-%d %H:%M} UTC  {g}{alarms}", file=self.stream, flush=True)
+                print(
+                    f"{decile * 10:3d} %  {now:%Y-%m-%d %H:%M} UTC  {g}{alarms}", file=self.stream, flush=True
+                )

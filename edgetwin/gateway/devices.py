@@ -14,12 +14,15 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgetwin.clock import Clock
 from edgetwin.gateway.config import GatewayConfig
 from edgetwin.gateway.errors import DeviceOpenError
 from edgetwin.gateway.ports import DeviceSource, PumpControl
-from edgetwin.gateway.simbody import SimBody, SimCgmSource, SimPumpSource
+
+if TYPE_CHECKING:
+    from edgetwin.gateway.simbody import SimBody
 
 __all__ = ["OpenedDevices", "open_devices"]
 
@@ -42,7 +45,9 @@ def _sim_start(cfg: GatewayConfig, clock: Clock) -> datetime:
             doc = json.loads(path.read_text("utf-8"))
             if all(doc.get(k) == v for k, v in want.items()):
                 return datetime.fromisoformat(doc["start_utc"])
-            log.warning("sim body settings changed: starting a new simulated body", extra={"event": "sim_new"})
+            log.warning(
+                "sim body settings changed: starting a new simulated body", extra={"event": "sim_new"}
+            )
         except (ValueError, KeyError, TypeError):
             log.warning("sim-body.json unreadable: starting a new simulated body", extra={"event": "sim_new"})
         (cfg.data_dir / "sim-body.jsonl").unlink(missing_ok=True)
@@ -60,6 +65,8 @@ def open_devices(cfg: GatewayConfig, clock: Clock) -> OpenedDevices:
     for role, name in cfg.devices.items():
         kind = name.split(":", 1)[0]
         if kind == "sim":
+            from edgetwin.gateway.simbody import SimBody, SimCgmSource, SimPumpSource
+
             if out.sim_body is None:
                 out.sim_body = SimBody(
                     clock,
@@ -69,7 +76,6 @@ def open_devices(cfg: GatewayConfig, clock: Clock) -> OpenedDevices:
                     sensor=cfg.sim.sensor,
                     journal=cfg.data_dir / "sim-body.jsonl",
                 )
-                out.sim_body.catch_up()  # compile/load the model kernels before the clock matters
             if role == "cgm":
                 out.sources[role] = SimCgmSource(out.sim_body, name)
             elif role == "pump":

@@ -87,7 +87,7 @@ def configure_logging(fmt: str = "text", level: str = "info", file: Path | None 
             if getattr(h, "_edgetwin", False):
                 lg.removeHandler(h)
                 h.close()
-        handler._edgetwin = True  # type: ignore[attr-defined]
+        setattr(handler, "_edgetwin", True)  # noqa: B010 (marks our handler for reconfiguration)
         lg.addHandler(handler)
         lg.setLevel(level.upper())
         lg.propagate = False

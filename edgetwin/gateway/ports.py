@@ -71,11 +71,20 @@ class PumpControl(Protocol):
 class ForecastBand(Protocol):
     """10/50/90 % CGM quantiles at twin ``minutes`` (the living twin's ``Forecast``)."""
 
-    issued_minute: int
-    minutes: Any
-    p10_mg_dl: Any
-    p50_mg_dl: Any
-    p90_mg_dl: Any
+    @property
+    def issued_minute(self) -> int: ...
+
+    @property
+    def minutes(self) -> Any: ...
+
+    @property
+    def p10_mg_dl(self) -> Any: ...
+
+    @property
+    def p50_mg_dl(self) -> Any: ...
+
+    @property
+    def p90_mg_dl(self) -> Any: ...
 
 
 class TwinPort(Protocol):
@@ -113,4 +122,3 @@ class TwinFactory(Protocol):
 
 class Notifier(Protocol):
     async def notify(self, alarm: Alarm) -> None: ...
-

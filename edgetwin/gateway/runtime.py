@@ -217,7 +217,9 @@ class Gateway:
         try:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StartupError(f"cannot create the data directory {cfg.data_dir}: {exc.strerror}", exc) from exc
+            raise StartupError(
+                f"cannot create the data directory {cfg.data_dir}: {exc.strerror}", exc
+            ) from exc
         self._lock()
         try:
             await self._open_store()
@@ -322,7 +324,9 @@ class Gateway:
             self.store = await AsyncStore.open(self.cfg.db_path, clock=self.clock, max_size_bytes=cap)
         except StoreError as exc:
             log.critical(
-                "cannot open the store: %s", exc, extra={"event": "store_open_failed", "kind": type(exc).__name__}
+                "cannot open the store: %s",
+                exc,
+                extra={"event": "store_open_failed", "kind": type(exc).__name__},
             )
             raise StartupError(
                 f"cannot open the store: {exc} (the file was left exactly as it is; "
@@ -357,12 +361,20 @@ class Gateway:
             try:
                 env = msgpack.unpackb(cp.blob, raw=False, strict_map_key=True)
                 if cp.version != self.twin_factory.version:
-                    raise InputDataError(f"checkpoint version {cp.version} (this twin: {self.twin_factory.version})")
+                    raise InputDataError(
+                        f"checkpoint version {cp.version} (this twin: {self.twin_factory.version})"
+                    )
                 self.minutes = MinuteMap(from_epoch_ms(int(env["anchor_ms"])))
                 twin = self.twin_factory.restore(bytes(env["twin"]))
                 self.state.restored_from_utc = cp.time_utc
                 replay_from = cp.time_utc - REPLAY_WINDOW
-            except (InputDataError, ValueError, KeyError, TypeError, msgpack.exceptions.UnpackException) as exc:
+            except (
+                InputDataError,
+                ValueError,
+                KeyError,
+                TypeError,
+                msgpack.exceptions.UnpackException,
+            ) as exc:
                 log.error(
                     "the twin checkpoint of %s cannot be restored (%s): rebuilding from stored readings",
                     cp.time_utc.isoformat(),
@@ -424,7 +436,8 @@ class Gateway:
         """Save the twin (and the UTC ↔ minute anchor) durably in the store."""
         assert self.store is not None and self.twin is not None and self.minutes is not None
         blob = msgpack.packb(
-            {"anchor_ms": to_epoch_ms(self.minutes.anchor_utc), "twin": self.twin.checkpoint()}, use_bin_type=True
+            {"anchor_ms": to_epoch_ms(self.minutes.anchor_utc), "twin": self.twin.checkpoint()},
+            use_bin_type=True,
         )
         summary: dict[str, float] = {"twin_minute": float(self.twin.minute)}
         if self.state.latest is not None and self.state.latest.glucose_mg_dl is not None:
@@ -449,7 +462,9 @@ class Gateway:
     async def _load_status_history(self) -> None:
         assert self.store is not None
         now = self.clock.now_utc()
-        readings = await self.store.call(lambda s: s.cgm_between(now - HISTORY_WINDOW, now + timedelta(hours=1)))
+        readings = await self.store.call(
+            lambda s: s.cgm_between(now - HISTORY_WINDOW, now + timedelta(hours=1))
+        )
         for r in readings:
             if r.usable and r.glucose_mg_dl is not None:
                 self.state.history.append((r.time_utc, r.glucose_mg_dl))
@@ -488,7 +503,9 @@ class Gateway:
                 h.last_error = f"{type(exc).__name__}: {exc}"
                 h.state = "error"
                 log.exception(
-                    "device %s failed; reconnecting", src.name, extra={"event": "device_error", "device": src.name}
+                    "device %s failed; reconnecting",
+                    src.name,
+                    extra={"event": "device_error", "device": src.name},
                 )
             await self.clock.sleep(backoff)
             backoff = min(backoff * 2, 300.0)
@@ -519,7 +536,10 @@ class Gateway:
         except (TypeError, ValueError) as exc:
             h.rejected += 1
             log.warning(
-                "rejected a record from %s: %s", src.name, exc, extra={"event": "record_rejected", "device": src.name}
+                "rejected a record from %s: %s",
+                src.name,
+                exc,
+                extra={"event": "record_rejected", "device": src.name},
             )
             return True
         if self.state.store_state != "ok":
@@ -642,7 +662,10 @@ class Gateway:
         try:
             import sync.uploader  # noqa: F401
         except ImportError:
-            self.state.sync = {"state": "unavailable", "detail": "this build has no sync uploader; data stays queued"}
+            self.state.sync = {
+                "state": "unavailable",
+                "detail": "this build has no sync uploader; data stays queued",
+            }
             log.error("sync is configured but not installed", extra={"event": "sync_unavailable"})
             return None
         self.state.sync = {"state": "unavailable", "detail": "sync uploader not wired in this build"}
@@ -675,7 +698,10 @@ class Gateway:
         h.state = "restarting"
         h.last_record_mono = self.clock.monotonic()
         log.warning(
-            "restarting device task %s: %s", src.name, why, extra={"event": "device_restart", "device": src.name}
+            "restarting device task %s: %s",
+            src.name,
+            why,
+            extra={"event": "device_restart", "device": src.name},
         )
         if not self._stopping.is_set():
             self._device_tasks[role] = asyncio.create_task(self._device_task(src), name=f"device-{role}")
@@ -688,4 +714,3 @@ class Gateway:
 
     def uptime_s(self) -> float:
         return self.clock.monotonic() - self._started_mono
-

@@ -17,6 +17,7 @@ start, and on (re)connection it back-fills everything after the newest reading t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -112,6 +113,7 @@ class SimBody:
         self._temp: _Temp | None = None
         self._commands: dict[int, list[dict[str, object]]] = {}
         self._pending_bolus: dict[int, float] = {}
+        self._connect_lock = asyncio.Lock()
         self.reservoir_u = RESERVOIR_START_U
         self.delivered_u = 0.0
         self._load_journal()
@@ -128,6 +130,12 @@ class SimBody:
     def catch_up(self) -> int:
         self.advance_to(self.now_minute())
         return self.minute
+
+    async def connect(self) -> int:
+        """Catch up with the clock off the event loop (the first call loads the model kernels,
+        a second or two), as a real device takes its time to connect."""
+        async with self._connect_lock:
+            return await asyncio.to_thread(self.catch_up)
 
     def advance_to(self, minute: int) -> None:
         """Run the patient to ``minute`` (its state is then the state at that minute)."""
@@ -147,9 +155,7 @@ class SimBody:
             basal_u = self._pump.basal_rate(rate) / 60.0 if rate > 0 else 0.0
             self._vp.step(meal.eaten_g if meal else 0.0, basal_u + bolus)
             self.gsub.append(self._vp.gsub_mg_dl)
-            self.inputs.append(
-                _Minute(basal_u, bolus, temp is not None, meal.announced_g if meal else 0.0)
-            )
+            self.inputs.append(_Minute(basal_u, bolus, temp is not None, meal.announced_g if meal else 0.0))
             self.reservoir_u = max(0.0, self.reservoir_u - basal_u - bolus)
             self.delivered_u += basal_u + bolus
             self.minute += 1
@@ -245,7 +251,7 @@ class SimCgmSource:
 
     async def records(self, resume: ResumePoint) -> AsyncIterator[object]:
         body = self.body
-        now = body.catch_up()
+        now = await body.connect()
         first = max(0, now - BACKFILL_MAX_MIN)
         if resume.last_sequence is not None:
             first = max(first, resume.last_sequence + 1)
@@ -298,8 +304,13 @@ class SimPumpSource:
                 out.append(CarbEntry(b.time_of(m), i.announced_g, source=self.device_id))
             if i.bolus_u > 0:
                 out.append(
-                    InsulinDelivery(b.time_of(m), round(i.bolus_u, 3), InsulinKind.BOLUS, self.device_id,
-                                    sequence=2 * m + 1)  # fmt: skip
+                    InsulinDelivery(
+                        b.time_of(m),
+                        round(i.bolus_u, 3),
+                        InsulinKind.BOLUS,
+                        self.device_id,
+                        sequence=2 * m + 1,
+                    )
                 )
         out.append(
             InsulinDelivery(
@@ -330,7 +341,7 @@ class SimPumpSource:
 
     async def records(self, resume: ResumePoint) -> AsyncIterator[object]:
         body = self.body
-        now = body.catch_up()
+        now = await body.connect()
         first = max(0, now - BACKFILL_MAX_MIN)
         if resume.last_time_utc is not None:
             first = max(first, math.floor((resume.last_time_utc - body.start_utc).total_seconds() / 60.0))

@@ -61,15 +61,16 @@ async def status_document(gw: Gateway) -> dict[str, Any]:
     st = gw.state
     now = gw.clock.now_utc()
     glucose: dict[str, Any] | None = None
-    if st.latest is not None and st.latest.glucose_mg_dl is not None:
-        r = st.latest
+    r = st.latest
+    if r is not None and r.glucose_mg_dl is not None:
+        mg_dl = r.glucose_mg_dl
         trend = r.trend_mg_dl_per_min
         if trend is None and len(st.history) >= 2:
             (t0, g0), (t1, g1) = st.history[-2], st.history[-1]
             dt = (t1 - t0).total_seconds() / 60.0
             trend = (g1 - g0) / dt if 0 < dt <= 15 else None
         glucose = {
-            "mg_dl": round(r.glucose_mg_dl, 1),
+            "mg_dl": round(mg_dl, 1),
             "time_utc": r.time_utc.isoformat(),
             "age_min": round((now - r.time_utc).total_seconds() / 60.0, 1),
             "trend_mg_dl_per_min": None if trend is None else round(trend, 2),

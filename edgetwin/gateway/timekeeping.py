@@ -102,4 +102,3 @@ class MinuteMap:
 
     def time(self, minute: int) -> datetime:
         return self.anchor_utc + timedelta(minutes=minute)
-

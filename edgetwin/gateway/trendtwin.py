@@ -141,7 +141,9 @@ class TrendTwin:
         try:
             doc = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=16 * 2**20)
             if not isinstance(doc, dict) or doc.get("version") != CHECKPOINT_VERSION:
-                raise ValueError(f"unsupported version {doc.get('version') if isinstance(doc, dict) else None!r}")
+                raise ValueError(
+                    f"unsupported version {doc.get('version') if isinstance(doc, dict) else None!r}"
+                )
             twin = cls(int(doc["now"]))
             twin.readings = {int(m): float(v) for m, v in doc["readings"]}
             twin.insulin = {str(k): (int(m), float(u), int(d)) for k, m, u, d in doc["insulin"]}

@@ -80,7 +80,11 @@ class Watchdog:
             elif "pump_unreachable" in gw.alarms.active:
                 await gw.alarms.resolve("pump_unreachable", "The pump is reachable again.")
         jump = gw.guard.check()
-        if jump is None and self._last_jump_mono is not None and now_mono - self._last_jump_mono > JUMP_NOTICE_S:
+        if (
+            jump is None
+            and self._last_jump_mono is not None
+            and now_mono - self._last_jump_mono > JUMP_NOTICE_S
+        ):
             self._last_jump_mono = None
             await gw.alarms.resolve("wall_clock_jump", "The gateway's clock has been steady since.")
         if jump is not None:

@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _config(tmp_path: Path, factor: float) -> Path:
     now = datetime.now(UTC)
-    text = TOML.format(data_dir=tmp_path / "data", factor=factor, start=now.isoformat(), anchor=now.isoformat())
+    text = TOML.format(
+        data_dir=tmp_path / "data", factor=factor, start=now.isoformat(), anchor=now.isoformat()
+    )
     text = text.replace("[status]\nport = 0", "[status]\nenabled = false")
     text = text.replace("[gateway]\n", "[gateway]\ncheckpoint_every_min = 5\n")
     text += f'\n[log]\nformat = "json"\nlevel = "debug"\nfile = "{tmp_path / "gateway.jsonl"}"\n'

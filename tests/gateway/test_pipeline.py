@@ -24,7 +24,10 @@ def _gateway(tmp_path: Path, src: ScriptedCgm, clock: ScaledClock, notifier: Col
              **tables: dict[str, object]) -> Gateway:  # fmt: skip
     cfg = make_config(tmp_path, **tables)
     return Gateway(
-        cfg, clock=clock, devices=OpenedDevices(sources={"cgm": src}), notifiers=[notifier] if notifier else []
+        cfg,
+        clock=clock,
+        devices=OpenedDevices(sources={"cgm": src}),
+        notifiers=[notifier] if notifier else [],
     )
 
 
@@ -46,7 +49,9 @@ async def test_a_reading_is_acknowledged_only_once_it_is_durable(tmp_path: Path)
     def check(record: CgmReading, ack: object) -> None:
         # A second connection (as after a crash) must already find the acknowledged reading.
         with Store.open(tmp_path / "edgetwin.db", readonly=True, integrity="none") as s:
-            seen_in_store.append(record in s.cgm_between(record.time_utc, record.time_utc + timedelta(seconds=1)))
+            seen_in_store.append(
+                record in s.cgm_between(record.time_utc, record.time_utc + timedelta(seconds=1))
+            )
 
     src.ack_hook = check
     async with _gateway(tmp_path, src, clock) as gw:
@@ -125,7 +130,9 @@ def _fill(db: Path, cap: int) -> int:
             try:
                 while True:
                     s.add_many(
-                        CgmReading(START - timedelta(days=2, minutes=-(n + i)), 100.0, "filler", sequence=n + i)
+                        CgmReading(
+                            START - timedelta(days=2, minutes=-(n + i)), 100.0, "filler", sequence=n + i
+                        )
                         for i in range(batch)
                     )
                     n += batch
@@ -135,7 +142,9 @@ def _fill(db: Path, cap: int) -> int:
 
 
 @pytest.mark.asyncio
-async def test_a_full_store_raises_an_alarm_acknowledges_nothing_unsaved_and_keeps_data(tmp_path: Path) -> None:
+async def test_a_full_store_raises_an_alarm_acknowledges_nothing_unsaved_and_keeps_data(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "edgetwin.db"
     filled = _fill(db, 2**20)
     clock = ScaledClock(START, FAST)
@@ -214,6 +223,9 @@ async def test_a_wall_clock_jump_is_detected_and_does_not_fake_a_data_loss(tmp_p
 
 @pytest.mark.asyncio
 async def test_simulated_devices_stream_a_day_and_resume_after_a_restart(tmp_path: Path) -> None:
+    from edgetwin.gateway.demo import warm_up
+
+    warm_up("adult#001")  # load the model kernels before a clock that runs 20000x
     clock = ScaledClock(START, 20000.0)
     cfg = make_config(tmp_path, devices={"pump": "sim:pump"}, sim={"seed": 2})
     async with Gateway(cfg, clock=clock) as gw:

@@ -76,7 +76,9 @@ async def test_json_endpoint_reports_glucose_forecast_and_health(tmp_path: Path)
         assert status == 404
         status, headers, page = await asyncio.to_thread(_get, gw.status_port, "/")
         assert status == 200 and b"<svg" in page
-        assert b"http://" not in page.replace(b"http://www.w3.org/2000/svg", b"")  # nothing fetched from outside
+        assert b"http://" not in page.replace(
+            b"http://www.w3.org/2000/svg", b""
+        )  # nothing fetched from outside
     finally:
         await gw.stop()
 
