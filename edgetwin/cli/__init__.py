@@ -21,6 +21,7 @@ __all__ = ["main"]
 COMMAND_MODULES = (
     "edgetwin.cli.simulate",
     "edgetwin.cli.bench",
+    "edgetwin.cli.devices",
     "edgetwin.cli.run",
     "edgetwin.cli.status",
     "edgetwin.cli.history",

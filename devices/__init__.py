@@ -1,0 +1,1 @@
+"""Device drivers, codecs and simulated devices for EdgeTwin (depends on ``edgetwin``'s core types)."""
