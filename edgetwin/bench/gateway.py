@@ -53,8 +53,8 @@ file = "{data.parent / "bench.log"}"
 [status]
 port = 0
 [devices]
-cgm = "sim:cgm"
-pump = "sim:pump"
+cgm = "ble-sim:cgm"
+pump = "serial-sim:pump"
 [sim]
 patient = "{patient}"
 [clock]

@@ -5,8 +5,8 @@ suggestion engine and safety gate, the patient's outputs and the sync outbox.
 * :mod:`edgetwin.gateway.runtime` — :class:`Gateway`, the pipeline and its tasks.
 * :mod:`edgetwin.gateway.ports` — the narrow interfaces of its stages (device source, pump
   control, twin, notifier).
-* :mod:`edgetwin.gateway.devices` — devices opened by name; :mod:`edgetwin.gateway.simbody` the
-  in-process simulated body behind ``sim:`` devices.
+* :mod:`edgetwin.gateway.devices` — devices opened by name through ``devices`` (real BLE and
+  serial drivers; ``ble-sim:``/``serial-sim:`` simulators on the virtual radio and a pty).
 * :mod:`edgetwin.gateway.watchdog`, :mod:`edgetwin.gateway.alarms` — stalls and alarms.
 * :mod:`edgetwin.gateway.timekeeping` — clocks, wall-clock jumps, device clock skew.
 * :mod:`edgetwin.gateway.status` — the status page and JSON endpoint on 127.0.0.1.

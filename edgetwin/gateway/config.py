@@ -28,14 +28,17 @@ The format (every table but ``[profile]``, ``[limits]`` and ``[devices]`` is opt
     device_stall_min = 15            # a device task silent this long is restarted
     pump_silent_alarm_min = 20       # (with a pump) no pump status for this long: alarm
 
-    [devices]                        # devices by name string
-    cgm = "sim:cgm"                  # required
-    pump = "sim:pump"                # optional
+    [devices]                        # devices by name string (devices.names)
+    cgm = "ble:AA:BB:CC:DD:EE:01"    # required; or "serial:/dev/ttyUSB0?baud=115200", "ble-sim:cgm"
+    pump = "ble:AA:BB:CC:DD:EE:02"   # optional; "serial:...", "ble-sim:pump", "serial-sim:pump"
+    heart_rate = ""                  # optional heart-rate band
+    meter = ""                       # optional blood-glucose meter
 
-    [sim]                            # the in-process simulated body behind sim: devices
+    [sim]                            # the simulated body behind ble-sim: and serial-sim: devices
     patient = "adult#001"
     seed = 0
     sensor = "Dexcom"
+    announce_meals = true            # the simulated patient enters the carbs of the meals they bolus
 
     [clock]                          # benches and demos only; a gateway runs on real time
     kind = "real"                    # or "scaled"
@@ -83,10 +86,12 @@ __all__ = [
     "parse_config",
 ]
 
-DEVICE_ROLES = ("cgm", "pump", "heart_rate")
-DEVICE_KINDS = ("sim", "ble", "ble-sim", "serial", "serial-sim")
-"""Device name kinds: ``sim:ROLE`` (in-process simulated body), ``ble:ADDRESS``, ``ble-sim:ROLE``,
-``serial:/dev/PATH?baud=N``, ``serial-sim:ROLE`` (the last four through ``devices/``)."""
+DEVICE_ROLES = ("cgm", "pump", "heart_rate", "meter")
+ROLE_KINDS = {"cgm": "cgm", "pump": "pump", "heart_rate": "heart", "meter": "meter"}
+"""Each role's device kind in ``devices.names`` terms."""
+DEVICE_KINDS = ("ble", "ble-sim", "serial", "serial-sim")
+"""Device name schemes: ``ble:ADDRESS``, ``serial:/dev/PATH?baud=N`` (real devices), ``ble-sim:KIND``
+and ``serial-sim:KIND`` (simulated devices on the virtual radio / a pty, started by the gateway)."""
 
 MODES = ("open-loop", "closed-loop")
 LOG_FORMATS = ("text", "json")
@@ -106,6 +111,7 @@ class SimConfig:
     patient: str = "adult#001"
     seed: int = 0
     sensor: str = "Dexcom"
+    announce_meals: bool = True
 
 
 @dataclass(frozen=True)
@@ -335,16 +341,17 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
             devices[role] = name
     dv.finish()
     if "cgm" not in devices:
-        raise dv.err("cgm", 'is required: the glucose sensor, e.g. "ble:AA:BB:CC:DD:EE:FF" or "sim:cgm"')
+        raise dv.err("cgm", 'is required: the glucose sensor, e.g. "ble:AA:BB:CC:DD:EE:FF" or "ble-sim:cgm"')
 
     sm = _Table(data.get("sim"), "sim", source)
     sim = SimConfig(
         patient=sm.str_("patient", "adult#001"),
         seed=sm.int_("seed", 0, 0, 2**31 - 1),
         sensor=sm.str_("sensor", "Dexcom"),
+        announce_meals=sm.bool_("announce_meals", True),
     )
     sm.finish()
-    if any(n.startswith("sim:") for n in devices.values()):
+    if any(n.split(":", 1)[0].endswith("-sim") for n in devices.values()):
         _check_sim(sim, sm)
 
     ck = _Table(data.get("clock"), "clock", source)
@@ -402,16 +409,36 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
     )
 
 
+def device_name_for(role: str, name: str) -> str:
+    """``name`` with the role's kind made explicit (``ble:ADDR`` for a pump → ``ble:ADDR?kind=pump``)."""
+    scheme = name.split(":", 1)[0]
+    if scheme in ("ble", "serial") and "kind=" not in name.partition("?")[2]:
+        return f"{name}{'&' if '?' in name else '?'}kind={ROLE_KINDS[role]}"
+    return name
+
+
 def _check_device_name(name: str, role: str, table: _Table) -> None:
     kind, sep, rest = name.partition(":")
     if not sep or not rest:
         raise table.err(role, f'must look like "KIND:WHERE" (e.g. "ble:AA:BB:CC:DD:EE:FF"), got {name!r}')
     if kind not in DEVICE_KINDS:
         raise table.err(role, f"unknown device kind {kind!r} (known: {', '.join(DEVICE_KINDS)})")
-    if kind in ("sim", "ble-sim", "serial-sim") and rest.split("?")[0] != role:
-        raise table.err(role, f"a simulated {role} is named {kind}:{role}, got {name!r}")
+    want = ROLE_KINDS[role]
+    if kind in ("ble-sim", "serial-sim") and rest.split("?")[0] != want:
+        raise table.err(role, f"a simulated {role} is named {kind}:{want}, got {name!r}")
     if kind == "serial" and not rest.split("?")[0].startswith("/"):
         raise table.err(role, f"a serial device needs an absolute path (serial:/dev/ttyUSB0), got {name!r}")
+    try:
+        from devices.errors import DeviceNameError
+        from devices.names import parse_name
+    except ImportError:
+        return  # no drivers in this build: the gateway refuses to open the device at start-up
+    try:
+        parsed = parse_name(device_name_for(role, name))
+    except DeviceNameError as exc:
+        raise table.err(role, str(exc)) from None
+    if parsed.kind != want:
+        raise table.err(role, f"{name!r} names a {parsed.kind}, but this is the {role}")
 
 
 def _check_sim(sim: SimConfig, table: _Table) -> None:

@@ -94,8 +94,9 @@ file = "gateway.log.jsonl"
 port = {opts.status_port}
 
 [devices]
-cgm = "sim:cgm"
-pump = "sim:pump"
+cgm = "ble-sim:cgm"          # a CGMS peripheral on the virtual Bluetooth LE radio
+pump = "serial-sim:pump"     # a pump bridge on a pty (the real serial driver on a real tty)
+heart_rate = "ble-sim:heart"
 
 [sim]
 patient = "{opts.patient}"
@@ -162,6 +163,10 @@ async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None]
     t0 = time.perf_counter()
     await gw.start()
     start = gw.clock.now_utc()
+    world = gw.devices.world
+    truth: dict[int, float] = {}
+    if world is not None:
+        world.on_minute(lambda m: truth.__setitem__(m, world.patient.gsub_mg_dl))
     end = start + timedelta(hours=opts.hours)
     try:
         while True:
@@ -172,9 +177,11 @@ async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None]
             if now >= end:
                 break
             await asyncio.sleep(0.2)
-        body = gw.devices.sim_body
-        true_g = None if body is None else np.asarray(body.gsub, dtype=np.float64)
-        body_start = None if body is None else body.start_utc
+        true_g = body_start = None
+        if world is not None and truth:
+            first = min(truth)
+            true_g = np.array([truth.get(m, np.nan) for m in range(first, max(truth) + 1)], dtype=np.float64)
+            body_start = world.time_at(first)
     finally:
         await gw.stop()
     wall = time.perf_counter() - t0
@@ -191,6 +198,7 @@ def warm_up(patient: str) -> None:
     from edgetwin.virtual.patient import VirtualPatient
 
     VirtualPatient(load_patient(patient)).step(0.0, 0.0)
+    import bumble.device  # noqa: F401  (the virtual radio's stack: a second to import)
 
 
 def summarise(
@@ -254,7 +262,8 @@ def summarise(
         i0 = max(0, int((start - body_start).total_seconds() // 60))
         i1 = min(true_g.size, int((end - body_start).total_seconds() // 60) + 1)
         if i1 - i0 > 10:
-            m = glucose_metrics(true_g[i0:i1])
+            seg = true_g[i0:i1]
+            m = glucose_metrics(seg[np.isfinite(seg)])
             out["true_metrics"] = {
                 "mean_mg_dl": round(m.mean_mg_dl, 1),
                 "tir_70_180_pct": round(m.tir_70_180_pct, 1),
@@ -404,7 +413,7 @@ def _chart(
         pts = []
         for i in range(0, true_g.size, 5):
             t = body_start + timedelta(minutes=i)
-            if start <= t <= end:
+            if start <= t <= end and np.isfinite(true_g[i]):
                 pts.append(f"{x(t):.1f},{y(float(true_g[i])):.1f}")
         if pts:
             parts.append(

@@ -71,6 +71,13 @@ REPLAY_WINDOW = timedelta(hours=12)
 (it ignores those it already holds); covers back-filled data that arrived after the checkpoint."""
 FRESH_START_WINDOW = timedelta(hours=24)
 HISTORY_WINDOW = timedelta(hours=6)
+RESUME_WINDOW = timedelta(days=2)
+"""How far back the store is searched for a device's newest record on (re)connection."""
+MIN_STALL_REAL_S = 30.0
+"""A device is restarted for silence no sooner than this many real seconds (drivers' own
+connection timeouts are real seconds: 10 s for BLE I/O)."""
+WATCHED_ROLES = ("cgm", "pump", "heart_rate", "meter")
+"""Device roles whose silence the watchdog treats as a stall (not the patient's own entries)."""
 FORECAST_HORIZON_MIN = 120
 STORE_RETRY_S = 60.0
 CHECKPOINT_PREFIX = "gateway/"
@@ -186,6 +193,7 @@ class Gateway:
         self._started_mono = 0.0
         self._status_server: asyncio.AbstractServer | None = None
         self.on_cycle: list[Callable[[Gateway], None]] = []
+        self.min_stall_real_s = MIN_STALL_REAL_S
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -224,10 +232,11 @@ class Gateway:
         try:
             await self._open_store()
             await self._restore_twin()
-            if self._devices_given is None:
-                self.devices = open_devices(cfg, self.clock)
             await self._load_status_history()
+            if self._devices_given is None:
+                self.devices = await open_devices(cfg, self.clock)
         except BaseException:
+            await self.devices.aclose()
             await self._close_store()
             self._unlock()
             raise
@@ -281,6 +290,7 @@ class Gateway:
         for src in self.devices.sources.values():
             with contextlib.suppress(Exception):
                 await src.aclose()
+        await self.devices.aclose()
         if self.store is not None and self.twin is not None:
             try:
                 await self.checkpoint()
@@ -477,9 +487,16 @@ class Gateway:
         if src.role == "cgm":
             r = await self.store.call(lambda s: s.latest_cgm(device_id=src.device_id))
             return ResumePoint(None, None) if r is None else ResumePoint(r.time_utc, r.sequence)
+        now = self.clock.now_utc()
+        window = (now - RESUME_WINDOW, now + timedelta(days=1))
         if src.role == "pump":
-            st = await self.store.call(lambda s: s.latest_pump_status())
-            return ResumePoint(None if st is None else st.time_utc, None)
+            got = await self.store.call(lambda s: s.insulin_between(*window))
+            seqs = [d.sequence for d in got if d.device_id == src.device_id and d.sequence is not None]
+            last = max((d.time_utc for d in got if d.device_id == src.device_id), default=None)
+            return ResumePoint(last, max(seqs) if seqs else None)
+        if src.role == "patient":
+            carbs = await self.store.call(lambda s: s.carbs_between(*window))
+            return ResumePoint(max((c.time_utc for c in carbs if c.source == "patient"), default=None), None)
         return ResumePoint()
 
     async def _device_task(self, src: DeviceSource) -> None:

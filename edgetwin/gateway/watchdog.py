@@ -4,7 +4,9 @@ wall clock, and pings systemd's watchdog while the loop is healthy.
 Every ``CHECK_S`` seconds of clock time:
 
 * a device task that produced nothing for ``device_stall_min`` (monotonic) is cancelled and
-  started again (its driver reconnects and back-fills from the store's resume point);
+  started again (its driver reconnects and back-fills from the store's resume point) — never
+  sooner than ``Gateway.min_stall_real_s`` real seconds, so that on an accelerated clock a
+  connection still inside its own (real-time) I/O timeout is not cut short;
 * no fresh glucose reading for ``no_data_alarm_min`` → urgent ``no_glucose_data`` alarm, sounded
   again every ``alarm_repeat_min`` until a fresh reading arrives (then "resolved");
 * with a pump, no pump status for ``pump_silent_alarm_min`` → urgent ``pump_unreachable``;
@@ -18,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from edgetwin.gateway import systemd
+from edgetwin.gateway.runtime import WATCHED_ROLES
 
 if TYPE_CHECKING:
     from edgetwin.gateway.runtime import Gateway
@@ -52,9 +55,12 @@ class Watchdog:
         self.checks += 1
         now_mono = clock.monotonic()
         for role, h in list(gw.health.items()):
+            if role not in WATCHED_ROLES:
+                continue
             last = h.last_record_mono if h.last_record_mono is not None else gw._started_mono
             silent = now_mono - last
-            if silent >= wd.device_stall_min * 60.0:
+            limit = max(wd.device_stall_min * 60.0, gw.min_stall_real_s * clock.factor)
+            if silent >= limit:
                 await gw.restart_device(role, f"no record for {silent / 60:.0f} min")
         quiet_s = gw.seconds_since_fresh_glucose()
         if quiet_s >= wd.no_data_alarm_min * 60.0:

@@ -28,7 +28,7 @@ def config_dict(data_dir: Path, **tables: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "gateway": {"data_dir": str(data_dir)},
         "status": {"port": 0},
-        "devices": {"cgm": "sim:cgm"},
+        "devices": {"cgm": "ble-sim:cgm"},
         "profile": dict(PROFILE),
         "limits": dict(LIMITS),
     }
@@ -39,32 +39,6 @@ def config_dict(data_dir: Path, **tables: Any) -> dict[str, Any]:
 
 def make_config(data_dir: Path, **tables: Any) -> GatewayConfig:
     return parse_config(config_dict(data_dir, **tables), source="test.toml", base_dir=data_dir)
-
-
-TOML = """
-[gateway]
-data_dir = "{data_dir}"
-[status]
-port = 0
-[devices]
-cgm = "sim:cgm"
-pump = "sim:pump"
-[sim]
-seed = 3
-[clock]
-kind = "scaled"
-factor = {factor}
-start_utc = "{start}"
-anchor_utc = "{anchor}"
-[profile]
-weight_kg = 70
-carb_ratio_g_per_u = 10
-correction_factor_mg_dl_per_u = 40
-basal = 1.0
-[limits]
-max_basal_u_per_h = 3
-max_bolus_u = 10
-"""
 
 
 class CollectingNotifier:

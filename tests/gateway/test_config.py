@@ -38,7 +38,7 @@ def _err(tmp_path: Path, **changes: Any) -> ConfigError:
 def test_a_minimal_configuration_has_safe_defaults(tmp_path: Path) -> None:
     cfg = parse_config(config_dict(tmp_path), source="gw.toml", base_dir=tmp_path)
     assert cfg.mode == "open-loop"
-    assert cfg.devices == {"cgm": "sim:cgm"}
+    assert cfg.devices == {"cgm": "ble-sim:cgm"}
     assert cfg.db_path == tmp_path / "edgetwin.db"
     assert cfg.watchdog.no_data_alarm_min == 20.0
     assert cfg.profile.basal_at_minute(7 * 60) == 1.0
@@ -54,7 +54,11 @@ def test_a_minimal_configuration_has_safe_defaults(tmp_path: Path) -> None:
         ({"gateway__cycel_min": 5}, "gateway.cycel_min", "unknown key"),
         ({"devices__cgm": "bel:AA:BB"}, "devices.cgm", "unknown device kind 'bel'"),
         ({"devices__cgm": "serial:ttyUSB0"}, "devices.cgm", "absolute path"),
-        ({"devices__cgm": "sim:pump"}, "devices.cgm", "sim:cgm"),
+        ({"devices__cgm": "ble-sim:pump"}, "devices.cgm", "ble-sim:cgm"),
+        ({"devices__pump": "serial-sim:heart"}, "devices.pump", "serial-sim:pump"),
+        ({"devices__cgm": "ble:AA:BB:CC:DD:EE:FF?kind=pump"}, "devices.cgm", "names a pump"),
+        ({"devices__cgm": "serial:/dev/ttyUSB0?baud=fast"}, "devices.cgm", "baud"),
+        ({"devices__cgm": "sim:cgm"}, "devices.cgm", "unknown device kind 'sim'"),
         ({"devices__cgm": None}, "devices.cgm", "required"),
         ({"devices": None}, "devices", "required"),
         ({"status__port": 70000}, "status.port", "outside"),
@@ -85,7 +89,7 @@ def test_errors_name_the_key_and_the_problem(
 
 
 def test_closed_loop_needs_explicit_max_iob(tmp_path: Path) -> None:
-    doc = config_dict(tmp_path, gateway={"mode": "closed-loop"}, devices={"pump": "sim:pump"})
+    doc = config_dict(tmp_path, gateway={"mode": "closed-loop"}, devices={"pump": "ble-sim:pump"})
     with pytest.raises(ConfigError, match=r"limits\.max_iob_u"):
         parse_config(doc)
     doc["limits"]["max_iob_u"] = 4.0
@@ -104,6 +108,14 @@ def test_credentials_file_must_exist_and_be_private(tmp_path: Path) -> None:
     os.chmod(cred, 0o600)
     cfg = parse_config(config_dict(tmp_path, sync=sync), base_dir=tmp_path)
     assert cfg.sync is not None and cfg.sync.credentials_file == cred
+
+
+def test_a_role_s_kind_is_implied_by_the_role() -> None:
+    from edgetwin.gateway.config import device_name_for
+
+    assert device_name_for("pump", "ble:AA:BB:CC:DD:EE:02") == "ble:AA:BB:CC:DD:EE:02?kind=pump"
+    assert device_name_for("cgm", "serial:/dev/ttyUSB0?baud=9600") == "serial:/dev/ttyUSB0?baud=9600&kind=cgm"
+    assert device_name_for("heart_rate", "ble-sim:heart") == "ble-sim:heart"
 
 
 def test_malformed_toml_is_reported_with_the_file(tmp_path: Path) -> None:

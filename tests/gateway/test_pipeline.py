@@ -177,7 +177,9 @@ async def test_watchdog_restarts_a_stalled_device_and_the_no_data_alarm_repeats(
     src = ScriptedCgm(clock, hang_after=1)
     note = CollectingNotifier()
     wd = {"device_stall_min": 2, "no_data_alarm_min": 5, "alarm_repeat_min": 1}
-    async with _gateway(tmp_path, src, clock, note, watchdog=wd) as gw:
+    gw = _gateway(tmp_path, src, clock, note, watchdog=wd)
+    gw.min_stall_real_s = 0.01  # this scripted source connects instantly
+    async with gw:
         await _run_for(clock, 12)
         assert gw.health["cgm"].restarts >= 2
         assert src.connections >= 3
@@ -222,22 +224,34 @@ async def test_a_wall_clock_jump_is_detected_and_does_not_fake_a_data_loss(tmp_p
 
 
 @pytest.mark.asyncio
-async def test_simulated_devices_stream_a_day_and_resume_after_a_restart(tmp_path: Path) -> None:
+async def test_real_drivers_on_simulated_devices_over_the_virtual_radio_and_a_pty(tmp_path: Path) -> None:
     from edgetwin.gateway.demo import warm_up
 
-    warm_up("adult#001")  # load the model kernels before a clock that runs 20000x
-    clock = ScaledClock(START, 20000.0)
-    cfg = make_config(tmp_path, devices={"pump": "sim:pump"}, sim={"seed": 2})
+    warm_up("adult#001")  # load the model kernels and the radio stack before a clock that runs 4000x
+    clock = ScaledClock(START, 4000.0)
+    devs = {"cgm": "ble-sim:cgm", "pump": "serial-sim:pump", "heart_rate": "ble-sim:heart"}
+    cfg = make_config(tmp_path, devices=devs, sim={"seed": 2})
     async with Gateway(cfg, clock=clock) as gw:
-        await _run_for(clock, 8 * 60)
-        assert gw.health["pump"].records > 50
+        await _run_for(clock, 6 * 60)
+        assert gw.devices.world is not None
+        for role in ("cgm", "pump", "heart_rate"):
+            assert gw.health[role].records > 10, gw.health[role]
+            assert gw.health[role].state == "ok"
+        assert gw.health["cgm"].device_id.startswith("ble:")
+        assert gw.health["pump"].device_id.startswith("serial:")
+        assert gw.state.forecast is not None
+        assert not gw.alarms.active
     async with Gateway(dataclasses.replace(cfg), clock=clock) as gw:
         assert gw.state.restored_from_utc is not None
-        await _run_for(clock, 4 * 60)
+        await _run_for(clock, 2 * 60)
+        assert gw.health["cgm"].records > 10
     with Store.open(tmp_path / "edgetwin.db", readonly=True) as s:
         cgm = s.cgm_between(START - timedelta(days=1), START + timedelta(days=2))
         insulin = s.insulin_between(START - timedelta(days=1), START + timedelta(days=2))
-    seqs = [r.sequence for r in cgm]
-    assert seqs == list(range(0, 3 * len(seqs), 3))  # every Dexcom sample, once, in order
-    assert len(seqs) >= 12 * 20 * 0.9
-    assert sum(d.units for d in insulin) > 5.0
+        statuses = s.pump_status_between(START - timedelta(days=1), START + timedelta(days=2))
+        hr = s.heart_rate_between(START - timedelta(days=1), START + timedelta(days=2))
+    keys = [(r.device_id, r.sequence, r.time_utc) for r in cgm]
+    assert len(keys) == len(set(keys))
+    assert len(cgm) >= 8 * 20 * 0.8  # a Dexcom reading every 3 min over ~8 h
+    assert sum(d.units for d in insulin) > 3.0
+    assert len(statuses) >= 10 and len(hr) >= 10
