@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "edgetwin.cli.simulate",
     "edgetwin.cli.bench",
     "edgetwin.cli.devices",
+    "edgetwin.cli.cloud",
     "edgetwin.cli.run",
     "edgetwin.cli.status",
     "edgetwin.cli.history",

@@ -274,7 +274,13 @@ class Store:
     def _now_ms(self) -> int:
         return to_epoch_ms(self._clock.now_utc())
 
-    def _insert(self, conn: sqlite3.Connection, record: object, origin: str | None) -> Ack:
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        record: object,
+        origin: str | None,
+        keep_blobs: int = DEFAULT_KEEP_CHECKPOINT_BLOBS,
+    ) -> Ack:
         table = rows.table_for(record)
         if table.find_duplicate is not None:
             found = table.find_duplicate(conn, record)
@@ -288,6 +294,12 @@ class Store:
         conn.execute(
             "INSERT INTO sync_outbox(kind, row_id, time_ms) VALUES (?, ?, ?)", (table.name, row_id, time_ms)
         )
+        if table.name == "checkpoint":
+            conn.execute(
+                "UPDATE checkpoint SET blob = NULL WHERE blob IS NOT NULL AND id NOT IN "
+                "(SELECT id FROM checkpoint WHERE blob IS NOT NULL ORDER BY id DESC LIMIT ?)",
+                (keep_blobs,),
+            )
         return Ack(table.name, row_id)
 
     # --- writes ------------------------------------------------------------------------
@@ -370,16 +382,9 @@ class Store:
         if keep_blobs < 1:
             raise ValueError("keep_blobs must be >= 1")
 
-        def tx(conn: sqlite3.Connection) -> Ack:
-            ack = self._insert(conn, checkpoint, None)
-            conn.execute(
-                "UPDATE checkpoint SET blob = NULL WHERE blob IS NOT NULL AND id NOT IN "
-                "(SELECT id FROM checkpoint WHERE blob IS NOT NULL ORDER BY id DESC LIMIT ?)",
-                (keep_blobs,),
-            )
-            return ack
-
-        return self._write("saving a twin checkpoint", tx)
+        return self._write(
+            "saving a twin checkpoint", lambda conn: self._insert(conn, checkpoint, None, keep_blobs)
+        )
 
     # --- queries -----------------------------------------------------------------------
 
@@ -563,6 +568,23 @@ class Store:
             "reading the schema version", lambda c: int(c.execute("PRAGMA user_version").fetchone()[0])
         )
 
+    def records_after(self, kind: str, after_row_id: int, limit: int = 500) -> list[OutboxItem]:
+        """Rows of table ``kind`` with id > ``after_row_id``, oldest first, as outbox items
+        (``seq`` 0): a cursor by row id for secondary destinations (e.g. Nightscout) that keep
+        their own progress. Back-filled records get new, higher ids, so none is skipped."""
+        if kind not in rows.TABLES:
+            raise ValueError(f"unknown kind {kind!r}")
+        t = rows.TABLES[kind]
+        has_origin = kind in ("cgm", "meter", "insulin", "carbs")
+        sql = f"SELECT * FROM {kind} WHERE id > ? ORDER BY id LIMIT ?"
+        return self._read(
+            f"reading {kind}",
+            lambda c: [
+                OutboxItem(0, kind, r["id"], t.from_row(r), r["origin"] if has_origin else "")
+                for r in c.execute(sql, (after_row_id, limit))
+            ],
+        )
+
     # --- sync outbox -------------------------------------------------------------------
 
     def _cursor(self, conn: sqlite3.Connection) -> int:
@@ -571,6 +593,26 @@ class Store:
     def sync_cursor(self) -> int:
         """The outbox sequence number up to which everything was acknowledged by the cloud."""
         return self._read("reading the sync cursor", self._cursor)
+
+    def sync_value(self, key: str, default: int = 0) -> int:
+        """An integer the sync side keeps with the outbox (e.g. when a twin blob was last sent)."""
+
+        def q(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
+            return default if row is None else int(row[0])
+
+        return self._read("reading sync state", q)
+
+    def set_sync_value(self, key: str, value: int) -> None:
+        if key == "cursor":
+            raise ValueError("the cursor moves only through ack_batch")
+        self._write(
+            "writing sync state",
+            lambda c: c.execute(
+                "INSERT INTO sync_state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, int(value)),
+            ),
+        )
 
     def outbox_backlog(self) -> int:
         """Outbox items not yet acknowledged (including those in an open batch)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -18,7 +19,11 @@ from tests.store.helpers import at
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _one_life(path: Path, start: int, delay_s: float) -> list[tuple[str, int, bool]]:
+def _one_life(
+    path: Path, start: int, delay_s: float, *, during_open: bool = False
+) -> list[tuple[str, int, bool]]:
+    """One writer process killed ``delay_s`` after it opened the store (or after its start,
+    with ``during_open``, so some kills land while it starts, creates or migrates the store)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.store.kill_writer", str(path), str(start)],
         cwd=ROOT,
@@ -26,15 +31,17 @@ def _one_life(path: Path, start: int, delay_s: float) -> list[tuple[str, int, bo
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # "open": the store is open; kill from here on, at random
+    first = ""
+    if not during_open:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        first = proc.stdout.readline() if ready else ""
     time.sleep(delay_s)
     os.kill(proc.pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=30)
-    out = first + out
     assert proc.returncode == -signal.SIGKILL, err  # it died by our hand, not by an error
     acks = []
-    for line in out.splitlines():
+    for line in (first + out).splitlines():
         parts = line.split()
         if parts and parts[0] in ("ack", "backfill") and len(parts) == 3:
             acks.append((parts[0], int(parts[1]), parts[2] == "1"))
@@ -48,7 +55,8 @@ def _kill_many(path: Path, lives: int, seed: int) -> None:
         done = acked["ack"]
         # Restart a little before the last acknowledgement: the device re-sends what it is not sure of.
         start = max(0, max(done, default=-1) + 1 - rng.randint(0, 3))
-        for kind, i, duplicate in _one_life(path, start, rng.uniform(0.0, 0.45)):
+        early = rng.random() < 0.2
+        for kind, i, duplicate in _one_life(path, start, rng.uniform(0.0, 0.3), during_open=early):
             if i in acked[kind]:
                 assert duplicate, f"{kind} {i} acknowledged twice as new"
             acked[kind].add(i)
@@ -63,7 +71,7 @@ def _kill_many(path: Path, lives: int, seed: int) -> None:
 
 
 def test_sigkill_never_loses_or_duplicates_an_acknowledged_reading(tmp_path: Path) -> None:
-    _kill_many(tmp_path / "edge.db", lives=20, seed=1)
+    _kill_many(tmp_path / "edge.db", lives=25, seed=1)
 
 
 @pytest.mark.soak

@@ -1,0 +1,1 @@
+"""Optional Nightscout destination: documents in Nightscout's shapes and a v1/v3 uploader."""
