@@ -89,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  store     {s['stored_rows'].get('cgm', 0)} readings durable; checkpoint {s['last_checkpoint_utc']}"
     )
+    c = s.get("cloud")
+    if c:
+        print(
+            f"  cloud     {c['cgm_readings']} CGM readings in the local cloud twin ({c['uploaded_batches']} batches, "
+            f"sync {c['sync_state']}); outbox left: {s['sync_backlog']}"
+        )
     print(f"Report: {result.report_md} (also report.json, day.svg)")
     print(f"Look around: edgetwin history --config {out / 'gateway.toml'} --hours {args.hours:g}")
     return 0

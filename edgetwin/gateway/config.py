@@ -483,6 +483,16 @@ def _parse_sync(data: Any, source: str, base: Path) -> SyncConfig | None:
             "credentials_file",
             f"{cred_path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it",
         )
+    try:
+        from sync.auth import Credential
+        from sync.errors import CredentialError
+    except ImportError:
+        pass  # no sync package in this build: the gateway says so at start-up and keeps data queued
+    else:
+        try:
+            Credential.load(cred_path)
+        except CredentialError as exc:
+            raise sy.err("credentials_file", str(exc)) from None
     return SyncConfig(endpoint=endpoint.rstrip("/"), credentials_file=cred_path, interval_min=interval)
 
 

@@ -69,8 +69,44 @@ class DemoResult:
     forecasts: list[ForecastCheck] = field(default_factory=list)
 
 
-def write_config(opts: DemoOptions) -> Path:
-    """The demo's gateway configuration (an ordinary one with a scaled clock and sim devices)."""
+@dataclass
+class LocalCloud:
+    """The cloud twin on loopback for the demo: its database, server thread and this gateway's
+    credential (registered as ``edgetwin cloud add-gateway`` would)."""
+
+    db: Any
+    server: Any
+    url: str
+    credential_file: Path
+    patient_id: str = "demo-patient"
+
+    @classmethod
+    def start(cls, out_dir: Path) -> LocalCloud:
+        from sync.auth import Credential
+        from sync.cloud.app import create_app
+        from sync.cloud.db import CloudDB
+        from sync.cloud.server import ServerThread
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        db = CloudDB(f"sqlite:///{out_dir / 'cloud.db'}")
+        server = ServerThread(create_app(db)).start()
+        cred = Credential.issue("gw-demo", "demo-patient", server.url)
+        db.add_gateway(cred.gateway_id, cred.patient_id, cred.key)
+        path = out_dir / "gateway.cred"
+        path.unlink(missing_ok=True)
+        cred.save(path)
+        return cls(db, server, server.url, path)
+
+    def count(self, kind: str) -> int:
+        return int(self.db.count(self.patient_id, kind))
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.db.close()
+
+
+def write_config(opts: DemoOptions, cloud: LocalCloud | None = None) -> Path:
+    """The demo's gateway configuration (an ordinary one with a scaled clock and simulated devices)."""
     from edgetwin.model.cohort import load_patient, load_therapy
 
     start = opts.start_utc or datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
@@ -120,6 +156,13 @@ basal = {max(basal, 0.05):.2f}
 max_basal_u_per_h = {max(3.0, 4 * basal):.2f}
 max_bolus_u = 10.0
 """
+    if cloud is not None:
+        text += f"""
+[sync]                       # the local cloud twin started by the demo
+endpoint = "{cloud.url}"
+credentials_file = "{cloud.credential_file.name}"
+interval_min = 15
+"""
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     path = opts.out_dir / "gateway.toml"
     path.write_text(text, "utf-8")
@@ -129,7 +172,21 @@ max_bolus_u = 10.0
 async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None] | None = None) -> DemoResult:
     """Run the gateway over ``opts.hours`` of simulated time; returns the summary and report paths."""
     warm_up(opts.patient)
-    cfg_path = write_config(opts)
+    try:
+        cloud: LocalCloud | None = LocalCloud.start(opts.out_dir)
+    except ImportError:
+        cloud = None  # a build without the sync package: the gateway keeps its outbox
+    try:
+        return await _run(opts, cloud, progress)
+    finally:
+        if cloud is not None:
+            cloud.stop()
+
+
+async def _run(
+    opts: DemoOptions, cloud: LocalCloud | None, progress: Callable[[float, Gateway], None] | None
+) -> DemoResult:
+    cfg_path = write_config(opts, cloud)
     cfg = load_config(cfg_path)
     from edgetwin.gateway.logs import configure_logging
 
@@ -182,10 +239,20 @@ async def run_demo(opts: DemoOptions, progress: Callable[[float, Gateway], None]
             first = min(truth)
             true_g = np.array([truth.get(m, np.nan) for m in range(first, max(truth) + 1)], dtype=np.float64)
             body_start = world.time_at(first)
+        if gw.sync is not None:
+            await gw.sync.once()  # a last upload, so the cloud holds the whole day
     finally:
         await gw.stop()
     wall = time.perf_counter() - t0
     summary = summarise(cfg.db_path, start, end, checks, true_g, body_start, gw)
+    if cloud is not None:
+        summary["cloud"] = {
+            "url": cloud.url,
+            "cgm_readings": cloud.count("cgm"),
+            "insulin_records": cloud.count("insulin"),
+            "sync_state": gw.state.sync.get("state"),
+            "uploaded_batches": gw.state.sync.get("uploaded_batches"),
+        }
     summary["wall_s"] = round(wall, 1)
     summary["speed"] = opts.speed
     md, js, svg = _write_report(opts, summary, cfg.db_path, start, end, checks, true_g, body_start)
@@ -350,6 +417,12 @@ def report_markdown(s: dict[str, Any]) -> str:
         f"| last twin checkpoint | {s['last_checkpoint_utc']} |",
         f"| sync | {s['sync']}, {s['sync_backlog']} records queued in the outbox |",
     ]
+    c = s.get("cloud")
+    if c:
+        lines.append(
+            f"| cloud twin ({c['url']}) | {c['cgm_readings']} CGM readings and {c['insulin_records']} insulin "
+            f"records received in {c['uploaded_batches']} batches |"
+        )
     for key, title in (("cgm_metrics", "CGM"), ("true_metrics", "true glucose (simulator)")):
         m = s.get(key)
         if m:

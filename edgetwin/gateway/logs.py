@@ -73,7 +73,8 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(fmt: str = "text", level: str = "info", file: Path | None = None) -> logging.Handler:
-    """Send the ``edgetwin``, ``devices`` and ``sync`` loggers to one handler; returns it."""
+    """Send the ``edgetwin``, ``devices``, ``sync`` (and ``bumble``, errors only) loggers to one
+    handler; returns it."""
     handler: logging.Handler
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def configure_logging(fmt: str = "text", level: str = "info", file: Path | None 
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    for name in ("edgetwin", "devices", "sync"):
+    for name in ("edgetwin", "devices", "sync", "bumble"):
         lg = logging.getLogger(name)
         for h in list(lg.handlers):
             if getattr(h, "_edgetwin", False):
@@ -89,6 +90,7 @@ def configure_logging(fmt: str = "text", level: str = "info", file: Path | None 
                 h.close()
         setattr(handler, "_edgetwin", True)  # noqa: B010 (marks our handler for reconfiguration)
         lg.addHandler(handler)
-        lg.setLevel(level.upper())
+        # bumble (the simulated radio's stack) is chatty at warning level about simulated links
+        lg.setLevel("ERROR" if name == "bumble" else level.upper())
         lg.propagate = False
     return handler

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -61,6 +61,9 @@ from edgetwin.gateway.timekeeping import (
 from edgetwin.messages import CarbEntry, CgmReading, HeartRateReading, InsulinDelivery, PumpStatus
 from edgetwin.store import AsyncStore, StoreError, StoreFullError, TwinCheckpoint
 from edgetwin.timeutil import from_epoch_ms, to_epoch_ms
+
+if TYPE_CHECKING:
+    from edgetwin.gateway.sync_stage import SyncStage
 
 __all__ = ["DeviceHealth", "Gateway", "default_twin_factory"]
 
@@ -194,6 +197,7 @@ class Gateway:
         self._status_server: asyncio.AbstractServer | None = None
         self.on_cycle: list[Callable[[Gateway], None]] = []
         self.min_stall_real_s = MIN_STALL_REAL_S
+        self.sync: SyncStage | None = None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -676,23 +680,30 @@ class Gateway:
         if self.cfg.sync is None:
             self.state.sync = {"state": "off", "detail": "no [sync] endpoint configured; data stays local"}
             return None
+        from edgetwin.gateway.sync_stage import SyncStage
+
         try:
-            import sync.uploader  # noqa: F401
+            self.sync = SyncStage(self, self.cfg.sync)
         except ImportError:
             self.state.sync = {
                 "state": "unavailable",
-                "detail": "this build has no sync uploader; data stays queued",
+                "detail": "this build has no sync package; data stays queued",
             }
             log.error("sync is configured but not installed", extra={"event": "sync_unavailable"})
             return None
-        self.state.sync = {"state": "unavailable", "detail": "sync uploader not wired in this build"}
-        return None
+        except EdgeTwinError as exc:  # an unreadable or too open credential file
+            raise StartupError(f"sync: {exc}", exc) from exc
+        self.state.sync = self.sync.state
+        return asyncio.create_task(self.sync.run(), name="sync")
 
     # --- helpers for status/watchdog ------------------------------------------------------------
 
     def seconds_since_fresh_glucose(self) -> float:
         ref = self._last_fresh_cgm_mono if self._last_fresh_cgm_mono is not None else self._started_mono
         return self.clock.monotonic() - ref
+
+    def never_had_fresh_glucose(self) -> bool:
+        return self._last_fresh_cgm_mono is None
 
     def seconds_since_pump(self) -> float | None:
         if "pump" not in self.devices.sources:

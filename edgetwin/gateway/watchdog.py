@@ -63,7 +63,10 @@ class Watchdog:
             if silent >= limit:
                 await gw.restart_device(role, f"no record for {silent / 60:.0f} min")
         quiet_s = gw.seconds_since_fresh_glucose()
-        if quiet_s >= wd.no_data_alarm_min * 60.0:
+        no_data_s = wd.no_data_alarm_min * 60.0
+        if gw.never_had_fresh_glucose():  # the sensor's first connection takes real seconds
+            no_data_s = max(no_data_s, gw.min_stall_real_s * clock.factor)
+        if quiet_s >= no_data_s:
             latest = gw.state.latest
             since = "" if latest is None else f" (last reading {latest.time_utc:%H:%M} UTC)"
             await gw.alarms.raise_alarm(

@@ -106,6 +106,12 @@ def test_credentials_file_must_exist_and_be_private(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="readable by others"):
         parse_config(config_dict(tmp_path, sync=sync), base_dir=tmp_path)
     os.chmod(cred, 0o600)
+    with pytest.raises(ConfigError, match=r"sync\.credentials_file: .*cred\.toml"):
+        parse_config(config_dict(tmp_path, sync=sync), base_dir=tmp_path)  # not a credential
+    from sync.auth import Credential
+
+    cred.unlink()
+    Credential.issue("gw-1", "patient-1").save(cred)
     cfg = parse_config(config_dict(tmp_path, sync=sync), base_dir=tmp_path)
     assert cfg.sync is not None and cfg.sync.credentials_file == cred
 
