@@ -522,7 +522,7 @@ class Gateway:
         while not self._stopping.is_set():
             try:
                 resume = await self._resume_point(src)
-                h.state = "connecting"
+                h.state = "connecting" if src.role in WATCHED_ROLES else "listening"
                 async for record in src.records(resume):
                     h.state = "ok"
                     h.last_record_mono = self.clock.monotonic()
