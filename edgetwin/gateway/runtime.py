@@ -256,6 +256,31 @@ class Gateway:
             await self._close_store()
             self._unlock()
             raise
+        try:
+            await self._start_tasks()
+        except BaseException as exc:
+            await self.stop()
+            if isinstance(exc, OSError):
+                raise StartupError(
+                    f"cannot serve the status page on 127.0.0.1:{cfg.status_port}: {exc.strerror}", exc
+                ) from exc
+            raise
+        self._write_run_file()
+        systemd.notify("READY=1")
+        log.info(
+            "gateway started",
+            extra={
+                "event": "started",
+                "mode": cfg.mode,
+                "devices": dict(cfg.devices),
+                "twin": self.twin_factory.description,
+                "status_port": self.status_port,
+                "replayed": self.state.replayed,
+            },
+        )
+
+    async def _start_tasks(self) -> None:
+        cfg = self.cfg
         self._started_mono = self.clock.monotonic()  # silence is measured from here, not from before start-up
         for role, src in self.devices.sources.items():
             self.health[role] = DeviceHealth(role, src.name, src.device_id)
@@ -272,19 +297,6 @@ class Gateway:
             from edgetwin.gateway.status import serve_status
 
             self._status_server, self.status_port = await serve_status(self, cfg.status_port)
-        self._write_run_file()
-        systemd.notify("READY=1")
-        log.info(
-            "gateway started",
-            extra={
-                "event": "started",
-                "mode": cfg.mode,
-                "devices": dict(cfg.devices),
-                "twin": self.twin_factory.description,
-                "status_port": self.status_port,
-                "replayed": self.state.replayed,
-            },
-        )
 
     async def stop(self) -> None:
         """Stop tasks, save a last checkpoint, close the store, release the lock."""

@@ -255,3 +255,18 @@ async def test_real_drivers_on_simulated_devices_over_the_virtual_radio_and_a_pt
     assert len(cgm) >= 8 * 20 * 0.8  # a Dexcom reading every 3 min over ~8 h
     assert sum(d.units for d in insulin) > 3.0
     assert len(statuses) >= 10 and len(hr) >= 10
+
+
+@pytest.mark.asyncio
+async def test_a_taken_status_port_stops_the_start_cleanly(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        clock = ScaledClock(START, FAST)
+        with pytest.raises(StartupError, match=f"127.0.0.1:{port}"):
+            await _gateway(tmp_path, ScriptedCgm(clock), clock, status={"port": port}).start()
+    async with _gateway(tmp_path, ScriptedCgm(clock), clock) as gw:  # lock and store were released
+        assert gw.status_port
