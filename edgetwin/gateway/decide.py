@@ -68,6 +68,7 @@ class DecisionStage:
         self._meals_seen: set[datetime] = set()
         self._commands = 0
         self.decisions = 0
+        self.commands_sent = 0
 
     async def decide(self, now: datetime) -> None:
         t0_real = time.monotonic()
@@ -162,6 +163,7 @@ class DecisionStage:
         for cmd in commands:
             await gw.store.add(cmd)
             answer = await gw.devices.pump_control.send(cmd)
+            self.commands_sent += 1
             await gw.store.add(answer)
             log.info(
                 "pump command %s %s: %s",

@@ -4,6 +4,7 @@ suggestion engine and the safety gate: skipped in a build without them)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +34,10 @@ async def _run(tmp_path: Path, mode: str, hours: float) -> Gateway:
         assert gw.decider is not None
         assert gw.suggestions_status()["available"] is True
         await asyncio.sleep(hours * 3600 / clock.factor)
+        deadline = time.monotonic() + 60  # a loaded machine runs an accelerated clock late
+        while gw.decider.decisions < 10 or (mode == "closed-loop" and not gw.decider.commands_sent):
+            assert time.monotonic() < deadline, "too few decisions"
+            await asyncio.sleep(0.05)
     return gw
 
 
