@@ -318,7 +318,8 @@ class _Cycle:
                 )
                 option = _Candidate(
                     SuggestionKind.MICRO_BOLUS,
-                    rate_u_per_h=round_down(self.basal, lim.basal_increment_u_per_h),
+                    # the scheduled basal carries on beside the bolus, never above the max safe basal
+                    rate_u_per_h=round_down(min(self.basal, self.max_basal), lim.basal_increment_u_per_h),
                     duration_min=lim.max_temp_basal_min,
                     units=units,
                     notes=(note,),
