@@ -276,6 +276,12 @@ class Suggestion:
 
     ``reservoir_u`` is the pump reservoir the suggestion was computed from (the safety gate
     refuses a bolus when the pump has delivered something unseen since).
+
+    ``need_u`` is the insulin (U) the suggester computed as needed now (the gate gives an
+    automatic bolus at most half of it). The predicted glucose (mg/dL) comes as quantile
+    trajectories at ``trajectory_minutes`` after ``created_utc``: ``predicted_mg_dl[i]`` is the
+    ``trajectory_quantiles[i]`` quantile with the suggested action, ``baseline_mg_dl[i]`` without
+    it (scheduled basal only). Quantiles ascend, so row 0 is the low quantile the gate guards on.
     """
 
     created_utc: datetime
@@ -287,6 +293,11 @@ class Suggestion:
     units: float | None = None
     carbs_g: float | None = None
     reservoir_u: float | None = None
+    need_u: float | None = None
+    trajectory_minutes: tuple[int, ...] = ()
+    trajectory_quantiles: tuple[float, ...] = ()
+    predicted_mg_dl: tuple[tuple[float, ...], ...] = ()
+    baseline_mg_dl: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         _check_time(self, "created_utc")
@@ -296,6 +307,36 @@ class Suggestion:
         _check_range(self, "duration_min", 0.0, 24 * 60.0, optional=True)
         _check_range(self, "units", 0.0, 100.0, optional=True)
         _check_range(self, "carbs_g", 0.0, 500.0, optional=True)
+        _check_range(self, "reservoir_u", 0.0, 1000.0, optional=True)
+        _check_range(self, "need_u", 0.0, 100.0, optional=True)
+        minutes = tuple(int(m) for m in self.trajectory_minutes)
+        quantiles = tuple(float(q) for q in self.trajectory_quantiles)
+        object.__setattr__(self, "trajectory_minutes", minutes)
+        object.__setattr__(self, "trajectory_quantiles", quantiles)
+        if any(m < 0 for m in minutes) or list(minutes) != sorted(minutes):
+            raise ValueError("Suggestion.trajectory_minutes must be ascending and >= 0")
+        if any(not 0.0 < q < 1.0 for q in quantiles) or list(quantiles) != sorted(set(quantiles)):
+            raise ValueError("Suggestion.trajectory_quantiles must ascend strictly inside (0, 1)")
+        for name in ("predicted_mg_dl", "baseline_mg_dl"):
+            rows = tuple(tuple(float(v) for v in row) for row in getattr(self, name))
+            object.__setattr__(self, name, rows)
+            if not rows:
+                continue
+            if len(rows) != len(quantiles) or any(len(row) != len(minutes) for row in rows):
+                raise ValueError(f"Suggestion.{name} needs one row per quantile, one value per minute")
+            if any(not (math.isfinite(v) and 0.0 <= v <= GLUCOSE_MAX_MG_DL) for row in rows for v in row):
+                raise ValueError(f"Suggestion.{name} values must be finite glucose in [0, 1000] mg/dL")
+
+    def predicted_low_mg_dl(self, within_min: float | None = None) -> float | None:
+        """Lowest value of the low quantile with the action (within ``within_min``), or None."""
+        if not self.predicted_mg_dl:
+            return None
+        values = [
+            v
+            for m, v in zip(self.trajectory_minutes, self.predicted_mg_dl[0], strict=True)
+            if within_min is None or m <= within_min
+        ]
+        return min(values) if values else None
 
 
 @dataclass(frozen=True, slots=True)

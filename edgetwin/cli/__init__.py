@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "edgetwin.cli.forecast",
     "edgetwin.cli.backtest",
     "edgetwin.cli.whatif",
+    "edgetwin.cli.trial",
 )
 
 

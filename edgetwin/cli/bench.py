@@ -17,6 +17,7 @@ BENCHMARKS = {
     "sync": "sync: bytes per patient-day vs Nightscout JSON; cloud ingest batches/s and p99 on loopback",
     "gateway": "gateway daemon: memory, warm start, CPU per 5-min cycle, a simulated day through the pipeline",
     "estimate": "living twin: forecast RMSE/coverage vs baselines, parameter recovery, update cost",
+    "suggest": "one decision cycle: suggestion and safety-gate review vs a plain forecast",
 }
 
 
