@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "edgetwin.cli.history",
     "edgetwin.cli.config",
     "edgetwin.cli.demo",
+    "edgetwin.cli.hil",
 )
 
 
