@@ -182,6 +182,7 @@ class ProcessGateway(GatewayUnderTest):
 
     async def start(self) -> None:
         run_file = self.cfg.data_dir / "gateway.run.json"
+        self.status_port = None
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edgetwin", "run", "--config", str(self.config_path)],
@@ -228,6 +229,7 @@ class ProcessGateway(GatewayUnderTest):
             if code != 0:
                 log.warning("gateway exited with status %s on SIGTERM", code)
         self.proc = None
+        self.status_port = None
         self._died(why)
 
     async def kill(self) -> None:
@@ -238,6 +240,7 @@ class ProcessGateway(GatewayUnderTest):
             proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(proc.wait)
         self.proc = None
+        self.status_port = None
         self._died("kill")
 
     def _stderr_tail(self) -> str:

@@ -69,7 +69,7 @@ def overview(data: RunData, path: Path) -> Path:
         ax_g.scatter(ct, cv, s=7, color="#e67e22", zorder=3, label="CGM (stored by the gateway)")
     top = max(300.0, float(np.nanmax(data.truth_bg)) + 20 if np.isfinite(data.truth_bg).any() else 300.0)
     for a in data.alarms:
-        m = data.minute_of(a.alarm.time_utc) * h
+        m = data.alarm_minute(a.alarm_id) * h
         if 0 <= m <= end_h:
             ax_g.plot(
                 [m],

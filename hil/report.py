@@ -226,9 +226,9 @@ def build_report(
     }  # fmt: skip
     doc["pump_commands"] = [c.as_dict() for c in data.pump_commands]
     doc["alarms"] = [
-        {"time_utc": a.alarm.time_utc.isoformat(), "minute": _r(data.minute_of(a.alarm.time_utc)), "kind": a.alarm.kind,
+        {"time_utc": a.alarm.time_utc.isoformat(), "minute": _r(data.alarm_minute(a.alarm_id)), "kind": a.alarm.kind,
          "severity": a.alarm.severity, "message": a.alarm.message}
-        for a in data.alarms
+        for a in sorted(data.alarms, key=lambda a: a.alarm_id)
     ]  # fmt: skip
     doc["faults"] = obs.fault_log
     doc["log_events"] = dict(Counter(str(e.get("event")) for e in data.log_events))
@@ -263,7 +263,10 @@ def report_markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Assertions", "", "| # | assertion | outcome | detail |", "|---|---|---|---|"]
     for a in doc["assertions"]:
         mark = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}[a["outcome"]]
-        lines.append(f"| {a['index']} | `{a['label']}` | {mark} | {a['detail']} |")
+        detail = a["detail"]
+        if a.get("known_issue"):
+            detail += f" (known issue: {a['known_issue']})"
+        lines.append(f"| {a['index']} | `{a['label']}` | {mark} | {detail} |")
     if not run.get("completed"):
         return "\n".join(lines) + "\n"
     m = doc["metrics"]

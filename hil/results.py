@@ -179,6 +179,9 @@ class RunData:
     suggestions: list[tuple[int, Any]]
     decisions: list[tuple[int, Any]]
     alarms: list[Any]
+    gateway_commands: list[Any]
+    """Pump commands the gateway stored (before sending them)."""
+    command_results: list[Any]
     store_counts: dict[str, int]
     outbox_backlog: int
     checkpoints: int
@@ -192,9 +195,49 @@ class RunData:
     obs: Any
     proxy_stats: dict[str, int]
     simulated_cgm: bool
+    _alarm_minutes: dict[int, float] = field(default_factory=dict)
 
     def minute_of(self, t: datetime) -> float:
         return (t - self.start_utc).total_seconds() / 60.0
+
+    def gateway_minute(self, t: datetime, after: float = float("-inf")) -> float:
+        """The world minute at which the gateway's clock showed ``t``: the same as
+        :meth:`minute_of` unless the scenario stepped the gateway's wall clock (``clock_jump``);
+        then the offset in force at that moment is taken off. A clock set back shows some times
+        twice: the earliest candidate not before ``after`` is taken."""
+        m = self.minute_of(t)
+        candidates = sorted(m - off for start, end, off in self.clock_offsets if start <= m - off < end)
+        if not candidates:
+            return m
+        return next((c for c in candidates if c >= after), candidates[-1])
+
+    def alarm_minute(self, alarm_id: int) -> float:
+        """The world minute a stored alarm was raised (alarms are stored in the order raised)."""
+        if not self._alarm_minutes:
+            prev = float("-inf")
+            for a in sorted(self.alarms, key=lambda a: a.alarm_id):
+                prev = self.gateway_minute(a.alarm.time_utc, prev)
+                self._alarm_minutes[a.alarm_id] = prev
+        return self._alarm_minutes[alarm_id]
+
+    @property
+    def clock_offsets(self) -> list[tuple[float, float, float]]:
+        """(start minute, end minute, offset minutes) of the gateway's wall clock, piecewise."""
+        steps = []
+        for e in self.obs.fault_log:
+            if e["kind"] != "clock_jump" or e.get("started_minute") is None:
+                continue
+            f = next(f for f in self.scenario.faults if f.index == e["index"])
+            steps.append((float(e["started_minute"]), f.jump_min))
+            if f.minutes > 0 and e.get("ended_minute") is not None:
+                steps.append((float(e["ended_minute"]), -f.jump_min))
+        steps.sort()
+        out, offset, start = [], 0.0, float("-inf")
+        for minute, delta in steps:
+            out.append((start, minute, offset))
+            start, offset = minute, offset + delta
+        out.append((start, float("inf"), offset))
+        return out
 
     def time_of(self, minute: float) -> datetime:
         return self.start_utc + timedelta(minutes=minute)
@@ -224,6 +267,7 @@ def collect(
         suggestions = list(store.suggestions_between(w0, w1))
         decisions = list(store.decisions_between(w0, w1))
         alarms = list(store.alarms(w0, w1))
+        commands = store.history(w0, w1, kinds=("pump_command", "command_result"))
         counts = dict(store.counts())
         backlog = int(store.outbox_backlog())
     simulated = s.devices.get("cgm") in ("ble-sim", "serial-sim")
@@ -259,7 +303,7 @@ def collect(
         insulin_u=_arr(world.insulin_u, n),
         carbs_g=_arr(world.carbs_g, n),
         sensor_log=[e for e in world.sensor_log if e.record.world_minute <= end],
-        pump_commands=[c for c in world.pump.commands if c.minute <= end],
+        pump_commands=[c for c in world.recording_pump.commands if c.minute <= end],
         meals=[m for m in world.meals if m.minute <= end],
         cgm=cgm,
         insulin=insulin,
@@ -269,6 +313,8 @@ def collect(
         suggestions=suggestions,
         decisions=decisions,
         alarms=alarms,
+        gateway_commands=[e.record for e in commands if e.kind == "pump_command"],
+        command_results=[e.record for e in commands if e.kind == "command_result"],
         store_counts=counts,
         outbox_backlog=backlog,
         checkpoints=int(counts.get("checkpoint", 0)),

@@ -180,7 +180,8 @@ class BenchWorld(SimWorld):
             clock, patient=patient, sensor=sensor, seed=seed, meals=meals, faults=FaultSchedule(seed)
         )
         # Replace the pump and the heart before any front end holds them.
-        self.pump = RecordingPump(self)
+        self.recording_pump = RecordingPump(self)
+        self.pump = self.recording_pump
         self.heart = ExerciseHeart(self, exercise, seed=seed)
         self.meals = sorted(meals, key=lambda m: m.minute)
         self.truth_bg: list[float] = [self.patient.bg_mg_dl]
