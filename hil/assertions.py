@@ -185,7 +185,6 @@ def _no_unsafe_command(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str
 def _no_reading_lost(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any]]:
     if not d.simulated_cgm:
         m = d.cloud_store_match
-        assert m is not None
         ok = m.complete or not a.get("cloud")
         return (
             _verdict(ok),
@@ -298,7 +297,6 @@ def _pump_fault_seen(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, 
 
 def _sync_drained(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any]]:
     m = d.cloud_store_match
-    assert m is not None
     values = {**m.as_dict(), "drain": d.obs.drain, "outbox_backlog_at_stop": d.outbox_backlog}
     if m.lost:
         return "fail", f"{len(m.lost)} of {m.expected} stored readings never reached the cloud", values

@@ -63,6 +63,8 @@ Long because the sync client's retries sleep in real seconds (a round of six att
 half a minute), which the accelerated clock turns into hours (measured: up to 8 h at x2400 after
 an hour of cloud errors). The bench stops waiting as soon as everything has arrived."""
 POLL_REAL_S = 0.2
+STALL_REAL_S = 120.0
+"""A world that has not advanced a minute in this many real seconds is broken (a bench failure)."""
 ROLE_FAULT_NAMES = {
     "ble-sim": {"cgm": "cgm", "pump": "pump", "heart_rate": "heart"},
     "serial-sim": {"cgm": "serial-cgm", "pump": "serial-pump"},
@@ -114,6 +116,8 @@ class BenchResult:
     report: dict[str, Any]
     out_dir: Path
     wall_s: float
+    data: Any = None
+    """The collected :class:`hil.results.RunData` (None when the run did not complete)."""
 
     @property
     def report_md(self) -> Path:
@@ -158,6 +162,7 @@ class _Bench:
         self.cfg: GatewayConfig | None = None
         self.meals: list[MealEvent] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._world_task: asyncio.Task[None] | None = None
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -205,7 +210,7 @@ class _Bench:
             self.s, data, results, self.out, wall_s=wall, speed=self.speed, plots=self.o.plots
         )
         passed = all(r.outcome != "fail" for r in results)
-        return BenchResult(self.s, passed, report, self.out, wall)
+        return BenchResult(self.s, passed, report, self.out, wall, data)
 
     def _prepare_dirs(self) -> None:
         if self.run_dir.exists():
@@ -220,8 +225,15 @@ class _Bench:
     async def _until_end(self) -> None:
         assert self.world is not None
         end = self.s.minutes
+        seen, since = self.world.minute, time.monotonic()
         while self.world.minute < end:
             self._check_tasks()
+            if self.world.minute != seen:
+                seen, since = self.world.minute, time.monotonic()
+            elif time.monotonic() - since > STALL_REAL_S:
+                raise BenchError(
+                    f"the simulated world stopped at minute {seen} for {STALL_REAL_S:.0f} s of real time"
+                )
             if self.o.progress is not None:
                 self.o.progress(self.world.minute / end, self._state_line())
             await asyncio.sleep(POLL_REAL_S)
@@ -230,6 +242,10 @@ class _Bench:
             self.o.progress(1.0, self._state_line())
 
     def _check_tasks(self) -> None:
+        world_task = self._world_task
+        if world_task is not None and world_task.done():
+            exc = None if world_task.cancelled() else world_task.exception()
+            raise BenchError(f"the simulated world stopped: {exc!r}") from exc
         for task in self._tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise BenchError(
@@ -381,7 +397,7 @@ basal = {basal:.2f}
                 await sim.start()
                 self.serial_sims[role] = sim
                 self.sim_paths[role] = sim.path
-        world.start()
+        self._world_task = world.start()
 
     def _fault_device(self, f: FaultSpec) -> str:
         assert f.device is not None

@@ -147,7 +147,7 @@ def build_report(
         "status_errors": obs.status_errors,
     }
     values = [e for e in data.sensor_log if e.has_value]
-    sm, cm = data.store_match, data.cloud_match
+    sm, cm = data.store_match, data.cloud_match  # computed once here: matching is not free
     bolus_p = [c for c in data.pump_commands if c.source == "patient" and c.kind == "bolus" and c.applied]
     gw_cmds = [c for c in data.pump_commands if c.source == "gateway"]
     last = obs.last_status or {}
@@ -189,9 +189,7 @@ def build_report(
         "sync": {
             "cloud_counts": data.cloud_counts,
             "outbox_backlog_at_stop": data.outbox_backlog,
-            "stored_readings_in_cloud": None
-            if data.cloud_store_match is None
-            else data.cloud_store_match.as_dict(5),
+            "stored_readings_in_cloud": data.cloud_store_match.as_dict(5),
             "proxy_connections": data.proxy_stats,
             "last_state": (last.get("sync") or {}).get("state"),
         },

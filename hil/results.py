@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -75,15 +76,16 @@ class Match:
 
 
 def match_readings(
-    expected: list[SensorLogEntry], world: BenchWorld, stored: list[tuple[datetime, float]]
+    expected: list[SensorLogEntry], time_at: Callable[[int], datetime], stored: list[tuple[datetime, float]]
 ) -> Match:
-    """Find each sensor record (with a value) among ``stored`` (time, mg/dL) pairs."""
+    """Find each sensor record (with a value) among ``stored`` (time, mg/dL) pairs;
+    ``time_at(world minute)`` gives a record's true time."""
     pairs = sorted(stored)
     times = [to_epoch_ms(t) for t, _ in pairs]
     tol_ms = int(MATCH_TOLERANCE_S * 1000)
     out = Match(expected=len(expected))
     for e in expected:
-        t = world.time_at(e.record.world_minute)
+        t = time_at(e.record.world_minute)
         want = e.record.glucose_mg_dl
         ms = to_epoch_ms(t)
         lo = bisect.bisect_left(times, ms - tol_ms)
@@ -151,8 +153,8 @@ def missing_readings(
         return {"store": 0, "cloud": 0}
     expected = expected_readings(world, end_minute)
     start, end = _window(world, end_minute)
-    in_store = match_readings(expected, world, _stored_pairs(_store_cgm(cfg, start, end)))
-    in_cloud = match_readings(expected, world, _cloud_pairs(_cloud_cgm(cloud, start, end)))
+    in_store = match_readings(expected, world.time_at, _stored_pairs(_store_cgm(cfg, start, end)))
+    in_cloud = match_readings(expected, world.time_at, _cloud_pairs(_cloud_cgm(cloud, start, end)))
     return {"store": len(in_store.lost), "cloud": len(in_cloud.lost)}
 
 
@@ -186,10 +188,8 @@ class RunData:
     outbox_backlog: int
     checkpoints: int
     cloud_counts: dict[str, int]
-    store_match: Match | None
-    cloud_match: Match | None
-    cloud_store_match: Match | None
-    """Store readings (up to the end) found in the cloud (for a real CGM, without sensor truth)."""
+    cloud_cgm: list[tuple[datetime, float]]
+    """The CGM readings the cloud holds for the patient (time, mg/dL)."""
     log_events: list[dict[str, Any]]
     lives: list[Any]
     obs: Any
@@ -199,6 +199,34 @@ class RunData:
 
     def minute_of(self, t: datetime) -> float:
         return (t - self.start_utc).total_seconds() / 60.0
+
+    @property
+    def expected_readings(self) -> list[SensorLogEntry]:
+        """Sensor records with a value up to the end (what must be stored and synced)."""
+        return [e for e in self.sensor_log if e.has_value and e.record.world_minute <= self.end_minute]
+
+    @property
+    def store_match(self) -> Match | None:
+        """The sensor's readings found in the gateway's store (None for a real CGM)."""
+        if not self.simulated_cgm:
+            return None
+        return match_readings(self.expected_readings, self._time_at, _stored_pairs(self.cgm))
+
+    @property
+    def cloud_match(self) -> Match | None:
+        """The sensor's readings found in the cloud (None for a real CGM)."""
+        if not self.simulated_cgm:
+            return None
+        return match_readings(self.expected_readings, self._time_at, self.cloud_cgm)
+
+    @property
+    def cloud_store_match(self) -> Match:
+        """Every reading the gateway stored up to the end, found in the cloud (same time, value)."""
+        end = self.time_of(self.end_minute)
+        return _match_exact([(t, v) for t, v in _stored_pairs(self.cgm) if t <= end], self.cloud_cgm)
+
+    def _time_at(self, minute: int) -> datetime:
+        return self.start_utc + timedelta(minutes=minute)
 
     def gateway_minute(self, t: datetime, after: float = float("-inf")) -> float:
         """The world minute at which the gateway's clock showed ``t``: the same as
@@ -257,7 +285,6 @@ def collect(
     end = obs.end_minute
     start_utc = world.start_utc
     w0, w1 = _window(world, end)
-    e1 = world.time_at(end)
     with Store.open(cfg.db_path, readonly=True, integrity="none") as store:
         cgm = list(store.cgm_between(w0, w1))
         insulin = list(store.insulin_between(w0, w1))
@@ -271,13 +298,7 @@ def collect(
         counts = dict(store.counts())
         backlog = int(store.outbox_backlog())
     simulated = s.devices.get("cgm") in ("ble-sim", "serial-sim")
-    expected = expected_readings(world, end) if simulated else []
     cloud_docs = _cloud_cgm(cloud, w0, w1)
-    store_match = match_readings(expected, world, _stored_pairs(cgm)) if simulated else None
-    cloud_match = match_readings(expected, world, _cloud_pairs(cloud_docs)) if simulated else None
-    # Every reading the gateway stored up to the end, looked up in the cloud (same time and value).
-    stored_until_end = [(t, v) for t, v in _stored_pairs(cgm) if t <= e1]
-    cloud_store_match = _match_exact(stored_until_end, _cloud_pairs(cloud_docs))
     cloud_counts: dict[str, int] = {}
     if cloud is not None:
         for kind in (
@@ -319,9 +340,7 @@ def collect(
         outbox_backlog=backlog,
         checkpoints=int(counts.get("checkpoint", 0)),
         cloud_counts=cloud_counts,
-        store_match=store_match,
-        cloud_match=cloud_match,
-        cloud_store_match=cloud_store_match,
+        cloud_cgm=_cloud_pairs(cloud_docs),
         log_events=read_log_events(cfg.log_file),
         lives=list(gateway.lives),
         obs=obs,
