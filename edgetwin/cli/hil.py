@@ -134,10 +134,13 @@ def _run(args: argparse.Namespace) -> int:
         bar.done()
     for a in result.report["assertions"]:
         mark = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}[a["outcome"]]
-        known = f" [known issue: {a['known_issue']}]" if a["outcome"] == "fail" and a.get("known_issue") else ""
+        known = (
+            f" [known issue: {a['known_issue']}]" if a["outcome"] == "fail" and a.get("known_issue") else ""
+        )
         print(f"  {mark} {a['label']}: {a['detail']}{known}")
     verdict = "PASSED" if result.passed else "FAILED"
-    print(f"{verdict} in {result.wall_s:.0f} s. Report: {result.report_md} (also report.json, overview.png)")
+    also = "report.json" if args.no_plots else "report.json, overview.png"
+    print(f"{verdict} in {result.wall_s:.0f} s. Report: {result.report_md} (also {also})")
     return 0 if result.passed else 1
 
 
