@@ -1,6 +1,6 @@
 """``overview.png``: a run over time, four panels sharing the time axis (hours after t = 0).
 
-1. glucose: the patient's true plasma glucose, the CGM readings the gateway stored, and the 80 %
+1. glucose: the patient's true plasma and subcutaneous glucose, the CGM readings the gateway stored, and the 80 %
    bands (p10–p90, with the median dashed) of the gateway's 30- and 60-min forecasts drawn at the
    time they forecast; 54/70/180 mg/dL lines; alarms marked on top;
 2. insulin delivered into the patient (U/h over 5 min), the patient's and the gateway's boluses,
@@ -59,6 +59,7 @@ def overview(data: RunData, path: Path) -> Path:
             )
             ax_g.plot(bt, mid, color=colour, lw=0.8, ls="--")
     ax_g.plot(t, data.truth_bg, color="#222222", lw=1.2, label="true glucose (plasma)")
+    ax_g.plot(t, data.truth_gsub, color="#777777", lw=0.9, ls="--", label="true subcutaneous glucose (what the CGM measures)")
     cgm = [
         (data.minute_of(r.time_utc) * h, float(r.glucose_mg_dl))
         for r in data.cgm
@@ -115,6 +116,8 @@ def overview(data: RunData, path: Path) -> Path:
     if hr:
         ht, hv = zip(*hr, strict=True)
         ax_hr.plot(ht, hv, color="#d62728", lw=0.7)
+    if not hr:
+        ax_hr.text(0.5, 0.5, "no heart-rate band in this scenario", transform=ax_hr.transAxes, ha="center", color="#777777")
     ax_hr.set_ylabel("heart rate (bpm)")
 
     # 4. faults and gateway down time
@@ -146,6 +149,8 @@ def overview(data: RunData, path: Path) -> Path:
         y = len(labels) - 1
         for a, b in down:
             ax_f.barh(y, max(b - a, 2) * h, left=a * h, height=0.6, color="#555555")
+    if not labels:
+        ax_f.text(0.5, 0.5, "no faults", transform=ax_f.transAxes, ha="center", color="#777777")
     ax_f.set_yticks(range(len(labels)), labels, fontsize=8)
     ax_f.set_ylim(-0.7, max(len(labels), 1) - 0.3)
     ax_f.set_xlabel(f"hours after t = 0 ({data.start_utc:%Y-%m-%d %H:%M} UTC)")
