@@ -1,8 +1,9 @@
 """``edgetwin bench gateway``: the gateway daemon's footprint and speed, each next to a baseline
 measured in the same run.
 
-1. Memory: resident set (VmRSS) of a running ``edgetwin run`` process in steady state (simulated
-   devices, accelerated clock), next to a bare Python that imported numpy and numba.
+1. Memory: resident set (VmRSS) of a running ``edgetwin run`` process in steady state, reading a
+   serial CGM (a simulator in its own process on a pty, :mod:`edgetwin.bench.serial_sim`) on an
+   accelerated clock, next to a bare Python that imported numpy and numba.
 2. Start-up: time from spawning ``edgetwin run`` to its status endpoint answering — cold (new
    data directory) as the baseline, then warm (existing store and twin checkpoint).
 3. CPU: CPU seconds (user + system, all threads) the daemon used per 5 minutes of simulated
@@ -43,8 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patient", default="adult#001")
 
 
-def _config(data: Path, factor: float, patient: str) -> Path:
-    now = datetime.now(UTC).isoformat()
+def _config(data: Path, tty: Path, factor: float, now: str) -> Path:
     text = f"""[gateway]
 data_dir = "{data}"
 [log]
@@ -53,10 +53,7 @@ file = "{data.parent / "bench.log"}"
 [status]
 port = 0
 [devices]
-cgm = "ble-sim:cgm"
-pump = "serial-sim:pump"
-[sim]
-patient = "{patient}"
+cgm = "serial:{tty}"
 [clock]
 kind = "scaled"
 factor = {factor}
@@ -76,15 +73,36 @@ max_bolus_u = 10
     return path
 
 
-def _spawn(cfg: Path) -> subprocess.Popen[bytes]:
+def _env() -> dict[str, str]:
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+
+
+def _spawn(cfg: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "edgetwin", "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=_env(),
     )
+
+
+def _simulator(tty: Path, factor: float, now: str) -> subprocess.Popen[bytes]:
+    """The CGM: a serial receiver simulator in its own process, as a real device is."""
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "edgetwin.bench.serial_sim", "--path", str(tty), "--start", now,
+         "--anchor", now, "--factor", str(factor)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not tty.exists():
+        if time.monotonic() > deadline or sim.poll() is not None:
+            sim.kill()
+            raise RuntimeError("the serial simulator did not start")
+        time.sleep(0.05)
+    return sim
 
 
 def _status(data: Path, timeout_s: float) -> dict[str, Any]:
@@ -137,8 +155,16 @@ def _bare_python_rss() -> float:
 
 
 def _daemon(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    data = tmp / "data"
-    cfg = _config(data, 600.0, args.patient)
+    now = datetime.now(UTC).isoformat()
+    tty = tmp / "ttyCGM"
+    sim = _simulator(tty, 600.0, now)
+    try:
+        return _measure_daemon(args, _config(tmp / "data", tty, 600.0, now), tmp / "data")
+    finally:
+        _stop(sim)
+
+
+def _measure_daemon(args: argparse.Namespace, cfg: Path, data: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     proc = _spawn(cfg)
     try:
@@ -228,13 +254,16 @@ def _day(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgetwin-bench-") as d:
         tmp = Path(d)
-        print("gateway bench: daemon memory, start-up and CPU (subprocess, x600 clock) ...", flush=True)
+        print(
+            "gateway bench: the daemon reading a serial CGM simulator (two processes, x600 clock) ...",
+            flush=True,
+        )
         bare = _bare_python_rss()
         daemon = _daemon(args, tmp)
         print(
             f"  resident memory    {daemon['rss_mb']:7.1f} MB  (peak {daemon['rss_peak_mb']:.1f}; private "
             f"{daemon['rss_anon_mb']:.1f}, shared code/files {daemon['rss_file_mb']:.1f})   "
-            f"baseline: python+numpy+numba {bare:.1f} MB   target <= 150 MB"
+            f"baseline: a python that imported numpy+numba (what model kernels cost) {bare:.1f} MB   target <= 150 MB"
         )
         print(
             f"  start-up           warm {daemon['warm_start_s']:5.2f} s (twin restored: {bool(daemon['warm_start_restored_twin'])})   baseline: cold {daemon['cold_start_s']:.2f} s   target warm <= 3 s"

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edgetwin.cli.bench",
     "edgetwin.cli.devices",
     "edgetwin.cli.cloud",
+    "edgetwin.cli.warmup",
     "edgetwin.cli.run",
     "edgetwin.cli.status",
     "edgetwin.cli.history",

@@ -96,5 +96,8 @@ def run(args: argparse.Namespace) -> int:
             f"sync {c['sync_state']}); outbox left: {s['sync_backlog']}"
         )
     print(f"Report: {result.report_md} (also report.json, day.svg)")
-    print(f"Look around: edgetwin history --config {out / 'gateway.toml'} --hours {args.hours:g}")
+    print(
+        f"Look around: edgetwin history --config {out / 'gateway.toml'} "
+        f"--since {s['start_utc'][:16]} --until {s['end_utc'][:16]}"
+    )
     return 0

@@ -139,6 +139,9 @@ class LimitsConfig:
     max_basal_u_per_h: float
     max_bolus_u: float
     table: Mapping[str, Any] = field(default_factory=dict)
+    safety: Any = None
+    """The safety gate's validated :class:`edgetwin.safety.SafetyLimits` (None in a build without
+    the safety package: then the gateway makes no suggestions)."""
 
 
 @dataclass(frozen=True)
@@ -523,4 +526,12 @@ def _parse_limits(data: Any, source: str, mode: str) -> LimitsConfig:
         values[key] = float(v)
     if mode == "closed-loop" and "max_iob_u" not in table:
         raise ConfigError("limits.max_iob_u", "must be set explicitly for closed-loop mode", source=source)
-    return LimitsConfig(values["max_basal_u_per_h"], values["max_bolus_u"], table)
+    try:
+        from edgetwin.safety.limits import SafetyLimits
+    except ImportError:
+        return LimitsConfig(values["max_basal_u_per_h"], values["max_bolus_u"], table)
+    try:
+        safety = SafetyLimits.from_mapping({**table, "mode": mode})
+    except ConfigError as exc:
+        raise ConfigError(f"limits.{exc.key}", exc.problem, source=source) from None
+    return LimitsConfig(values["max_basal_u_per_h"], values["max_bolus_u"], table, safety)

@@ -260,12 +260,15 @@ async def _run(
 
 
 def warm_up(patient: str) -> None:
-    """Load the compiled model kernels before the accelerated clock starts."""
+    """Compile or load every numba kernel (``edgetwin warmup``) and import the virtual radio's
+    stack before the accelerated clock starts: a second of loading would be an hour of it."""
     from edgetwin.model.cohort import load_patient
     from edgetwin.virtual.patient import VirtualPatient
+    from edgetwin.warmup import warm_up as warm_kernels
 
+    warm_kernels()
     VirtualPatient(load_patient(patient)).step(0.0, 0.0)
-    import bumble.device  # noqa: F401  (the virtual radio's stack: a second to import)
+    import bumble.device  # noqa: F401
 
 
 def summarise(

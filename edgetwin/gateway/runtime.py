@@ -15,9 +15,10 @@ Tasks:
   (``acknowledge``) and the twin updated. A failed write (disk full, I/O error) raises an alarm,
   acknowledges nothing and reconnects later from the store's resume point: the device keeps what
   was not stored.
-* the cycle (:meth:`Gateway._cycle`): on every new live CGM reading and at least every
-  ``cycle_min``: advance the twin, forecast, decide (suggestion → safety gate → output), and
-  checkpoint the twin every ``checkpoint_every_min``.
+* the cycle (:meth:`Gateway._cycle`): on a new live CGM reading (but not sooner than
+  ``cycle_min`` after the last one, less 30 s) and at least every ``cycle_min``: advance the
+  twin, forecast, decide (suggestion → safety gate → output), and checkpoint the twin every
+  ``checkpoint_every_min``.
 * the watchdog (:mod:`edgetwin.gateway.watchdog`): restarts stalled device tasks, sounds the
   no-glucose and pump alarms, watches the wall clock, pings systemd.
 * sync (when configured) and the status page (:mod:`edgetwin.gateway.status`).
@@ -63,6 +64,7 @@ from edgetwin.store import AsyncStore, StoreError, StoreFullError, TwinCheckpoin
 from edgetwin.timeutil import from_epoch_ms, to_epoch_ms
 
 if TYPE_CHECKING:
+    from edgetwin.gateway.decide import DecisionStage
     from edgetwin.gateway.sync_stage import SyncStage
 
 __all__ = ["DeviceHealth", "Gateway", "default_twin_factory"]
@@ -83,14 +85,21 @@ WATCHED_ROLES = ("cgm", "pump", "heart_rate", "meter")
 """Device roles whose silence the watchdog treats as a stall (not the patient's own entries)."""
 FORECAST_HORIZON_MIN = 120
 STORE_RETRY_S = 60.0
+CYCLE_SLACK_S = 30.0
+"""A reading arriving this close to a full cycle after the last decision starts the next one."""
 CHECKPOINT_PREFIX = "gateway/"
 
 
-def default_twin_factory() -> TwinFactory:
-    """The twin this build runs."""
-    from edgetwin.gateway.trendtwin import TrendTwinFactory
+def default_twin_factory(cfg: GatewayConfig | None = None) -> TwinFactory:
+    """The twin this build runs: the living twin when ``edgetwin.twin.twin`` is installed,
+    otherwise the interim CGM-trend tracker (the status page names which)."""
+    try:
+        from edgetwin.gateway.living_twin import LivingTwinFactory
+    except ImportError:
+        from edgetwin.gateway.trendtwin import TrendTwinFactory
 
-    return TrendTwinFactory()
+        return TrendTwinFactory()
+    return LivingTwinFactory(delivered_insulin=cfg is not None and "pump" in cfg.devices)
 
 
 @dataclass
@@ -169,7 +178,7 @@ class Gateway:
         self.clock = clock or clock_from_config(cfg.clock)
         self._devices_given = devices
         self.devices = devices or OpenedDevices()
-        self.twin_factory = twin_factory or default_twin_factory()
+        self.twin_factory = twin_factory or default_twin_factory(cfg)
         extra: list[Notifier] = [CommandNotifier(cfg.notify_command)] if cfg.notify_command else []
         self.alarms = AlarmCenter(
             self.clock,
@@ -193,11 +202,13 @@ class Gateway:
         self._last_checkpoint_mono: float | None = None
         self._last_fresh_cgm_mono: float | None = None
         self._last_pump_mono: float | None = None
+        self._last_cycle_mono: float | None = None
         self._started_mono = 0.0
         self._status_server: asyncio.AbstractServer | None = None
         self.on_cycle: list[Callable[[Gateway], None]] = []
         self.min_stall_real_s = MIN_STALL_REAL_S
         self.sync: SyncStage | None = None
+        self.decider: DecisionStage | None = None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -236,6 +247,7 @@ class Gateway:
         try:
             await self._open_store()
             await self._restore_twin()
+            self.decider = self._make_decider()
             await self._load_status_history()
             if self._devices_given is None:
                 self.devices = await open_devices(cfg, self.clock)
@@ -244,6 +256,31 @@ class Gateway:
             await self._close_store()
             self._unlock()
             raise
+        try:
+            await self._start_tasks()
+        except BaseException as exc:
+            await self.stop()
+            if isinstance(exc, OSError):
+                raise StartupError(
+                    f"cannot serve the status page on 127.0.0.1:{cfg.status_port}: {exc.strerror}", exc
+                ) from exc
+            raise
+        self._write_run_file()
+        systemd.notify("READY=1")
+        log.info(
+            "gateway started",
+            extra={
+                "event": "started",
+                "mode": cfg.mode,
+                "devices": dict(cfg.devices),
+                "twin": self.twin_factory.description,
+                "status_port": self.status_port,
+                "replayed": self.state.replayed,
+            },
+        )
+
+    async def _start_tasks(self) -> None:
+        cfg = self.cfg
         self._started_mono = self.clock.monotonic()  # silence is measured from here, not from before start-up
         for role, src in self.devices.sources.items():
             self.health[role] = DeviceHealth(role, src.name, src.device_id)
@@ -260,19 +297,6 @@ class Gateway:
             from edgetwin.gateway.status import serve_status
 
             self._status_server, self.status_port = await serve_status(self, cfg.status_port)
-        self._write_run_file()
-        systemd.notify("READY=1")
-        log.info(
-            "gateway started",
-            extra={
-                "event": "started",
-                "mode": cfg.mode,
-                "devices": dict(cfg.devices),
-                "twin": self.twin_factory.description,
-                "status_port": self.status_port,
-                "replayed": self.state.replayed,
-            },
-        )
 
     async def stop(self) -> None:
         """Stop tasks, save a last checkpoint, close the store, release the lock."""
@@ -510,7 +534,7 @@ class Gateway:
         while not self._stopping.is_set():
             try:
                 resume = await self._resume_point(src)
-                h.state = "connecting"
+                h.state = "connecting" if src.role in WATCHED_ROLES else "listening"
                 async for record in src.records(resume):
                     h.state = "ok"
                     h.last_record_mono = self.clock.monotonic()
@@ -645,6 +669,15 @@ class Gateway:
                 sleeper.cancel()
                 waiter.cancel()
             self._wake.clear()
+            if self._last_cycle_mono is not None:
+                # At most one decision per cycle: a 1- or 3-minute sensor does not multiply the work.
+                gap = (
+                    self.cfg.cycle_min * 60.0
+                    - CYCLE_SLACK_S
+                    - (self.clock.monotonic() - self._last_cycle_mono)
+                )
+                if gap > 0:
+                    await self.clock.sleep(gap)
             try:
                 await self._cycle()
             except (StoreError, EdgeTwinError) as exc:
@@ -654,6 +687,7 @@ class Gateway:
         """One decision cycle: advance, forecast, decide, output, checkpoint when due."""
         assert self.twin is not None and self.minutes is not None
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        self._last_cycle_mono = self.clock.monotonic()
         now = self.clock.now_utc()
         self.twin.advance_to(self.minutes.minute(now))
         try:
@@ -661,6 +695,12 @@ class Gateway:
             self.state.forecast_issued_utc = now
         except InputDataError as exc:
             log.debug("no forecast: %s", exc, extra={"event": "no_forecast"})
+        if self.decider is not None:
+            try:
+                await self.decider.decide(now)
+            except (StoreError, EdgeTwinError, ValueError) as exc:
+                # Nothing reaches the pump from a failed decision; a temp basal ends by itself.
+                log.error("decision failed: %s", exc, extra={"event": "decision_failed"})
         due = self._last_checkpoint_mono is None or (
             self.clock.monotonic() - self._last_checkpoint_mono >= self.cfg.checkpoint_every_min * 60.0
         )
@@ -735,10 +775,22 @@ class Gateway:
             self._device_tasks[role] = asyncio.create_task(self._device_task(src), name=f"device-{role}")
 
     def suggestions_status(self) -> dict[str, object]:
-        return {
-            "available": False,
-            "detail": "this build has no suggestion engine and safety gate: glucose and forecasts only",
-        }
+        if self.decider is not None:
+            return {"available": True, "detail": f"{self.cfg.mode}: every suggestion passes the safety gate"}
+        if self.cfg.limits.safety is None:
+            detail = "this build has no suggestion engine and safety gate: glucose and forecasts only"
+        else:
+            detail = "suggestions need the living twin, which this build does not have"
+        return {"available": False, "detail": detail}
+
+    def _make_decider(self) -> DecisionStage | None:
+        if self.cfg.limits.safety is None or not hasattr(self.twin, "ensemble"):
+            return None
+        try:
+            from edgetwin.gateway.decide import DecisionStage
+        except ImportError:
+            return None
+        return DecisionStage(self, self.cfg.limits.safety)
 
     def uptime_s(self) -> float:
         return self.clock.monotonic() - self._started_mono

@@ -62,6 +62,7 @@ PAGE_HTML = """<!doctype html>
   <section>
    <h2>Last suggestion</h2>
    <div id="suggestion-kind">none yet</div>
+   <div id="suggestion-gate" class="axis"></div>
    <p id="reason"></p>
   </section>
   <section style="margin-top: 1rem">
@@ -140,8 +141,13 @@ function render(doc) {
   const s = doc.suggestion;
   if (s) {
     text("suggestion-kind", s.summary || s.kind);
+    const gate = {accepted: "passed the safety check", clamped: "limited by the safety check",
+                  refused: "stopped by the safety check"}[s.gate] || "";
+    const act = s.sent_to_pump ? " · sent to the pump" : s.needs_confirmation ? " · needs your confirmation" : "";
+    text("suggestion-gate", `${hhmm(s.created_utc)} UTC · ${gate}${act}`);
     text("reason", s.reason || "");
   } else {
+    text("suggestion-gate", "");
     text("suggestion-kind", doc.suggestions.available ? "none yet" : "suggestions are off");
     text("reason", doc.suggestions.detail || "");
   }

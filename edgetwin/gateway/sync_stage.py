@@ -34,7 +34,7 @@ class SyncStage:
 
         from sync.auth import Credential
         from sync.downlink import ParamsKeeper
-        from sync.transport import CloudClient
+        from sync.transport import CloudClient, RetryPolicy
         from sync.uploader import Uploader
 
         assert gw.store is not None
@@ -42,7 +42,11 @@ class SyncStage:
         self.cfg = cfg
         self.credential = Credential.load(cfg.credentials_file)
         self.session = requests.Session()
-        self.client = CloudClient(self.credential, self.session, base_url=cfg.endpoint)
+        # Few quick retries inside a round: the next round (interval_min later) is the real retry.
+        retry = RetryPolicy(
+            max_attempts=3, base_s=0.5, cap_s=30.0, connect_timeout_s=5.0, read_timeout_s=30.0
+        )
+        self.client = CloudClient(self.credential, self.session, base_url=cfg.endpoint, retry=retry)
         self.uploader = Uploader(gw.store.store, self.client)
         self.keeper = ParamsKeeper(gw.cfg.data_dir / "params")
         self.batches = 0

@@ -150,13 +150,20 @@ def dp5_segment(
     t_end = float(n_minutes)
     t = 0.0
     h = min(max(h_hint, MIN_STEP_MIN), h_max)
-    k1 = w[_K1]
-    model_rhs(x, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k1)
     next_minute = 1
     row = out_first
     n_rows = out_rows.shape[0]
     record = n_rows > out_first
     reject_streak = 0
+    first_stage = 0  # stage 0 (k1 = f(x)) is computed once; later steps reuse the last stage
+    k1 = w[_K1]
+    k2 = w[_K2]
+    k3 = w[_K3]
+    k4 = w[_K4]
+    k5 = w[_K5]
+    k6 = w[_K6]
+    k7 = w[_K7]
+    yt = w[_YT]
     while t < t_end:
         clipped = False
         if t + h >= t_end:
@@ -164,31 +171,35 @@ def dp5_segment(
             clipped = True
         else:
             h_step = h
-        yt = w[_YT]
-        k2 = w[_K2]
-        k3 = w[_K3]
-        k4 = w[_K4]
-        k5 = w[_K5]
-        k6 = w[_K6]
-        k7 = w[_K7]
-        for i in range(n):
-            yt[i] = x[i] + h_step * A21 * k1[i]
-        model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k2)
-        for i in range(n):
-            yt[i] = x[i] + h_step * (A31 * k1[i] + A32 * k2[i])
-        model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k3)
-        for i in range(n):
-            yt[i] = x[i] + h_step * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
-        model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k4)
-        for i in range(n):
-            yt[i] = x[i] + h_step * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
-        model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k5)
-        for i in range(n):
-            yt[i] = x[i] + h_step * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i])
-        model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k6)
-        for i in range(n):
-            yt[i] = x[i] + h_step * (B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i])
-        model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, k7)
+        # One loop over the stages keeps a single call site of the (inlined) right-hand side,
+        # which keeps compile time short (seven inlined copies took minutes to compile). The
+        # last stage is evaluated at the 5th-order solution (first same as last).
+        for st in range(first_stage, 7):
+            if st == 0:
+                for i in range(n):
+                    yt[i] = x[i]
+            elif st == 1:
+                for i in range(n):
+                    yt[i] = x[i] + h_step * A21 * k1[i]
+            elif st == 2:
+                for i in range(n):
+                    yt[i] = x[i] + h_step * (A31 * k1[i] + A32 * k2[i])
+            elif st == 3:
+                for i in range(n):
+                    yt[i] = x[i] + h_step * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
+            elif st == 4:
+                for i in range(n):
+                    yt[i] = x[i] + h_step * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
+            elif st == 5:
+                for i in range(n):
+                    yt[i] = x[i] + h_step * (
+                        A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]
+                    )
+            else:
+                for i in range(n):
+                    yt[i] = x[i] + h_step * (B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i])
+            model_rhs(yt, p, cho_mg_per_min, insulin_pmol_per_kg_min, dbar_mg, w[st])
+        first_stage = 1
         err = 0.0
         for i in range(n):
             e = h_step * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i])

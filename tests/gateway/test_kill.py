@@ -1,7 +1,7 @@
 """SIGKILL the gateway process at random points while readings stream, many times: after each
 restart no acknowledged reading is lost or duplicated, and the twin resumes from its checkpoint.
 
-The CGM is a serial receiver simulator in a process of its own, on a pty (``sim_process``): it
+The CGM is a serial receiver simulator in a process of its own, on a pty (``edgetwin.bench.serial_sim``): it
 keeps running while the gateway is dead, on a clock anchored to the same real time, so every
 restart must ask it for what the store does not have (the real serial driver, resumed from the
 store's newest sequence). About 20 s of killing in the default suite; ``-m soak`` runs 3 minutes.
@@ -60,7 +60,7 @@ def _config(tmp_path: Path, factor: float) -> tuple[Path, subprocess.Popen[bytes
     tty = tmp_path / "ttyCGM"
     with open(tmp_path / "sim-stderr.txt", "wb") as err:
         sim = subprocess.Popen(
-            [sys.executable, "-m", "tests.gateway.sim_process", "--path", str(tty), "--start", start,
+            [sys.executable, "-m", "edgetwin.bench.serial_sim", "--path", str(tty), "--start", start,
              "--anchor", start, "--factor", str(factor)],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},

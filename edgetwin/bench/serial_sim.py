@@ -1,10 +1,12 @@
-"""A serial CGM receiver simulator in its own process, for tests that kill the gateway.
+"""A serial CGM receiver simulator in a process of its own, for benches and kill tests.
 
-    python -m tests.gateway.sim_process --path P --start ISO --anchor ISO --factor F [--seed S]
+    python -m edgetwin.bench.serial_sim --path P --start ISO --anchor ISO --factor F [--seed S]
 
-Runs a simulated body and a serial CGM receiver on a pty (symlinked at ``P``, as udev names a USB
-adapter) on a clock anchored to real time exactly as the gateway's scaled clock is, until
-SIGTERM. It keeps running while the gateway is killed and restarted, like a real receiver.
+Runs a simulated body and a serial CGM receiver (``devices.sim``) on a pty symlinked at ``P`` (as
+udev names a USB adapter), on a clock anchored to real time exactly as the gateway's scaled clock
+is (``[clock] start_utc``/``anchor_utc``/``factor``), until SIGTERM. The gateway opens it as
+``serial:P``: the device lives outside the gateway process, keeps running while the gateway is
+killed and restarted, and costs the gateway nothing, like a real receiver.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description="a serial CGM receiver simulator on a pty")
     p.add_argument("--path", required=True)
     p.add_argument("--start", required=True)
     p.add_argument("--anchor", required=True)

@@ -1,0 +1,68 @@
+"""``edgetwin demo``, ``history`` and ``status`` as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from edgetwin.cli import main
+from edgetwin.gateway import Gateway, load_config
+
+
+def test_demo_then_history_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--hours", "3", "--speed", "3000", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Done in" in text and "Report:" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["cgm_readings"] >= 50  # a Dexcom reading every 3 min over 3 h, over BLE
+    assert report["insulin_u"] > 1.0  # reported by the pump over the serial pty
+    assert report["forecast_accuracy"]["30_min"]["forecasts"] > 10
+    assert report["cloud"]["cgm_readings"] >= report["cgm_readings"]  # all of it in the cloud twin
+    assert (out / "day.svg").read_text().startswith("<svg")
+    assert "# EdgeTwin demo" in (out / "report.md").read_text()
+
+    cfg = out / "gateway.toml"
+    assert main(["history", "--config", str(cfg), "--since", report["start_utc"], "--until",
+                 report["end_utc"], "--kind", "cgm,insulin", "--format", "csv"]) == 0  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == ["time_utc", "kind", "id", "value", "unit", "detail"]
+    cgm = [r for r in rows if r["kind"] == "cgm"]
+    assert len(cgm) == report["cgm_readings"] and all(r["unit"] == "mg/dL" for r in cgm)
+    assert any(r["kind"] == "insulin" and r["unit"] == "U" for r in rows)
+
+    assert main(["status", "--config", str(cfg)]) == 1  # the demo's gateway has stopped
+    assert "NOT RUNNING" in capsys.readouterr().out
+
+    # a demo folder is replaced by the next demo; anything else is not touched
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    assert main(["demo", "--hours", "1", "--out", str(other)]) == 2
+    assert "not a demo folder" in capsys.readouterr().err
+
+
+def test_status_asks_the_running_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = tmp_path / "gw.toml"
+    cfg_path.write_text(
+        (Path(__file__).resolve().parents[2] / "deploy" / "gateway.toml")
+        .read_text()
+        .replace('"/var/lib/edgetwin"', '"data"')
+        .replace("port = 8473", "port = 0")
+        .replace('cgm = "ble:AA:BB:CC:DD:EE:01"', 'cgm = "ble-sim:cgm"')
+    )
+
+    async def run() -> int:
+        async with Gateway(load_config(cfg_path)):
+            return await asyncio.to_thread(main, ["status", "--config", str(cfg_path), "--json"])
+
+    code = asyncio.run(run())
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == 1 and doc["mode"] == "open-loop"
+    assert {d["name"] for d in doc["devices"]} == {"ble-sim:cgm", "sim:patient"}
+    assert code in (0, 1)
