@@ -37,7 +37,7 @@ import fnmatch
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -139,9 +139,12 @@ def _time_in_range(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, An
 
 
 def unsafe_commands(d: RunData) -> list[dict[str, Any]]:
-    """Gateway commands the pump applied that break the configured limits (with the rule)."""
+    """Gateway commands the pump applied that break the configured limits (with the rule): the
+    safety gate's own validated limits when this build has them (``cfg.limits.safety``: its
+    time-of-day maximum safe basal and longest temp basal), the ``[limits]`` table otherwise."""
     lim = d.cfg.limits
-    max_temp = lim.table.get("max_temp_basal_min")
+    safety = getattr(lim, "safety", None)
+    max_temp = lim.table.get("max_temp_basal_min", getattr(safety, "max_temp_basal_min", None))
     bad = []
     for c in d.pump_commands:
         if c.source != "gateway" or not c.applied:
@@ -149,23 +152,31 @@ def unsafe_commands(d: RunData) -> list[dict[str, Any]]:
         why = []
         if not d.cfg.closed_loop and c.kind in ("temp_basal", "bolus", "therapy_state"):
             why.append("open-loop: the gateway must not command the pump")
-        if (
-            c.kind == "temp_basal"
-            and c.rate_u_per_h is not None
-            and c.rate_u_per_h > lim.max_basal_u_per_h + 1e-9
-        ):
-            why.append(f"rate {c.rate_u_per_h:g} U/h > max_basal_u_per_h {lim.max_basal_u_per_h:g}")
-        if (
-            c.kind == "temp_basal"
-            and isinstance(max_temp, (int, float))
-            and (c.duration_min or 0) > max_temp + 1e-9
-        ):
-            why.append(f"duration {c.duration_min:g} min > max_temp_basal_min {max_temp:g}")
+        if c.kind == "temp_basal" and c.rate_u_per_h is not None:
+            cap, rule = lim.max_basal_u_per_h, "max_basal_u_per_h"
+            safe = _max_safe_basal(d, c.time_utc)
+            if safe is not None and safe < cap:
+                cap, rule = safe, "max safe basal (safety gate)"
+            if c.rate_u_per_h > cap + 1e-9:
+                why.append(f"rate {c.rate_u_per_h:g} U/h > {rule} {cap:g}")
+            if isinstance(max_temp, (int, float)) and (c.duration_min or 0) > max_temp + 1e-9:
+                why.append(f"duration {c.duration_min:g} min > max_temp_basal_min {max_temp:g}")
         if c.kind == "bolus" and c.units is not None and c.units > lim.max_bolus_u + 1e-9:
             why.append(f"bolus {c.units:g} U > max_bolus_u {lim.max_bolus_u:g}")
         if why:
             bad.append({**c.as_dict(), "violations": why})
     return bad
+
+
+def _max_safe_basal(d: RunData, when: datetime) -> float | None:
+    safety = getattr(d.cfg.limits, "safety", None)
+    if safety is None:
+        return None
+    try:
+        from edgetwin.safety.limits import max_safe_basal_u_per_h
+    except ImportError:
+        return None
+    return float(max_safe_basal_u_per_h(d.cfg.profile, when, safety))
 
 
 def _no_unsafe_command(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any]]:
@@ -220,6 +231,11 @@ def _alarm_minutes(d: RunData, pattern: str) -> list[float]:
     return sorted(d.alarm_minute(a.alarm_id) for a in d.alarms if fnmatch.fnmatchcase(a.alarm.kind, pattern))
 
 
+def _stalled(d: RunData, start: float, end: float) -> float:
+    """Clock minutes the bench itself did not run (measured event-loop stalls) in [start, end]."""
+    return float(sum(s["clock_min"] for s in d.obs.stalls if start <= s["minute"] <= end))
+
+
 def _alarm_within(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any]]:
     kind, within = str(a.get("alarm")), float(a.get("minutes"))
     device = a.get("device") or None
@@ -236,7 +252,9 @@ def _alarm_within(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any
     raised = _alarm_minutes(d, kind)
     delays, missed = [], []
     for w in windows:
-        hit = [m for m in raised if w.minute <= m <= w.minute + within]
+        # A bench that stalled inside the window delayed everything by as much: allow for it.
+        deadline = w.minute + within + _stalled(d, w.minute, w.minute + within)
+        hit = [m for m in raised if w.minute <= m <= deadline]
         if hit:
             delays.append(round(hit[0] - w.minute, 1))
         else:
@@ -260,15 +278,24 @@ def _no_alarm(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any]]:
     raised = [m for m in _alarm_minutes(d, kind) if 0 <= m <= d.end_minute]
     if a.get("outside_faults"):
 
-        def excused(m: float) -> bool:
+        def in_fault(m: float) -> bool:
             return any(f.minute <= m <= f.end_minute + ALARM_GRACE_MIN for f in d.scenario.faults)
 
-        raised = [m for m in raised if not excused(m)]
-    values = {"raised_at_minute": [round(m, 1) for m in raised[:20]]}
+        raised = [m for m in raised if not in_fault(m)]
+    # An alarm is the bench's doing when, over the silence it reports, the bench itself was
+    # stalled at least half the time (measured; a busy machine, not the gateway).
+    window = d.scenario.no_data_alarm_min
+    excused = [m for m in raised if _stalled(d, m - window, m) >= window / 2]
+    raised = [m for m in raised if m not in excused]
+    values = {
+        "raised_at_minute": [round(m, 1) for m in raised[:20]],
+        "excused_bench_stall_at_minute": excused[:20],
+    }
+    note = f" ({len(excused)} raised during measured bench stalls, excused)" if excused else ""
     if raised:
-        return "fail", f"{kind} raised {len(raised)} time(s), first at minute {raised[0]:.0f}", values
+        return "fail", f"{kind} raised {len(raised)} time(s), first at minute {raised[0]:.0f}{note}", values
     where = " outside fault windows" if a.get("outside_faults") else ""
-    return "pass", f"{kind} never raised{where}", values
+    return "pass", f"{kind} never raised{where}{note}", values
 
 
 def _pump_fault_seen(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[str, Any]]:

@@ -63,6 +63,7 @@ Long because the sync client's retries sleep in real seconds (a round of six att
 half a minute), which the accelerated clock turns into hours (measured: up to 8 h at x2400 after
 an hour of cloud errors). The bench stops waiting as soon as everything has arrived."""
 POLL_REAL_S = 0.2
+STALL_PROBE_S = 0.1
 STALL_REAL_S = 120.0
 """A world that has not advanced a minute in this many real seconds is broken (a bench failure)."""
 ROLE_FAULT_NAMES = {
@@ -107,6 +108,10 @@ class Observations:
     drain: dict[str, Any] = field(default_factory=dict)
     end_minute: int = 0
     gateway_ready_minute: int | None = None
+    stalls: list[dict[str, Any]] = field(default_factory=list)
+    """Moments the bench's event loop did not run for ``STALL_PROBE_S`` or more real seconds (a
+    busy machine): world minute, real seconds, and the clock minutes that makes."""
+    max_loop_lag_s: float = 0.0
 
 
 @dataclass
@@ -196,6 +201,7 @@ class _Bench:
             self.obs.gateway_ready_minute = self._minute()
             self._tasks.append(asyncio.create_task(self._timeline(), name="hil-timeline"))
             self._tasks.append(asyncio.create_task(self._observe(), name="hil-observe"))
+            self._tasks.append(asyncio.create_task(self._probe_lag(), name="hil-lag-probe"))
             await self._until_end()
             await self._drain()
             await self.gateway.stop("end")
@@ -539,6 +545,24 @@ basal = {basal:.2f}
                 }
             )
 
+    async def _probe_lag(self) -> None:
+        """Measure how late the event loop wakes up: on an accelerated clock, a machine that
+        stalls the bench for half a second is 20 clock minutes without data."""
+        step = 0.02
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(step)
+            lag = time.perf_counter() - t - step
+            self.obs.max_loop_lag_s = max(self.obs.max_loop_lag_s, lag)
+            if lag >= STALL_PROBE_S:
+                self.obs.stalls.append(
+                    {
+                        "minute": self._minute(),
+                        "real_s": round(lag, 3),
+                        "clock_min": round(lag * self.speed / 60.0, 1),
+                    }
+                )
+
     # --- the end ------------------------------------------------------------------------------
 
     async def _drain(self) -> None:
@@ -637,12 +661,14 @@ def warm_up(s: Scenario) -> None:
     """Load the compiled model kernels (and the radio's stack) before the accelerated clock starts."""
     from edgetwin.model.cohort import load_patient
     from edgetwin.virtual.patient import VirtualPatient
+    from edgetwin.warmup import warm_up as warm_kernels
 
+    warm_kernels()  # every numba kernel the gateway's stages use (from the cache when warm)
     VirtualPatient(load_patient(s.patient)).step(0.0, 0.0)
     # Import what the gateway and the simulators load on start-up now: at x2400 every real
     # second of importing is 40 simulated minutes.
     modules = [
-        "edgetwin.gateway.runtime", "edgetwin.gateway.status", "edgetwin.gateway.watchdog",
+        "edgetwin.gateway.runtime", "edgetwin.gateway.decide", "edgetwin.gateway.living_twin", "edgetwin.gateway.status", "edgetwin.gateway.watchdog",
         "edgetwin.gateway.trendtwin", "edgetwin.gateway.sync_stage", "edgetwin.store",
         "sync.uploader", "sync.downlink", "sync.transport", "sync.auth", "requests",
         "devices.serial.drivers", "devices.sim.serial_devices",
@@ -656,7 +682,8 @@ def warm_up(s: Scenario) -> None:
             "devices.ble.body",
         ]
     for name in modules:
-        importlib.import_module(name)
+        with contextlib.suppress(ImportError):  # stages this build does not have
+            importlib.import_module(name)
 
 
 async def check_hardware(devices: dict[str, str], scan_s: float = 10.0) -> None:

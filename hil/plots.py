@@ -59,7 +59,14 @@ def overview(data: RunData, path: Path) -> Path:
             )
             ax_g.plot(bt, mid, color=colour, lw=0.8, ls="--")
     ax_g.plot(t, data.truth_bg, color="#222222", lw=1.2, label="true glucose (plasma)")
-    ax_g.plot(t, data.truth_gsub, color="#777777", lw=0.9, ls="--", label="true subcutaneous glucose (what the CGM measures)")
+    ax_g.plot(
+        t,
+        data.truth_gsub,
+        color="#777777",
+        lw=0.9,
+        ls="--",
+        label="true subcutaneous glucose (what the CGM measures)",
+    )
     cgm = [
         (data.minute_of(r.time_utc) * h, float(r.glucose_mg_dl))
         for r in data.cgm
@@ -117,7 +124,14 @@ def overview(data: RunData, path: Path) -> Path:
         ht, hv = zip(*hr, strict=True)
         ax_hr.plot(ht, hv, color="#d62728", lw=0.7)
     if not hr:
-        ax_hr.text(0.5, 0.5, "no heart-rate band in this scenario", transform=ax_hr.transAxes, ha="center", color="#777777")
+        ax_hr.text(
+            0.5,
+            0.5,
+            "no heart-rate band in this scenario",
+            transform=ax_hr.transAxes,
+            ha="center",
+            color="#777777",
+        )
     ax_hr.set_ylabel("heart rate (bpm)")
 
     # 4. faults and gateway down time

@@ -145,6 +145,8 @@ def build_report(
         "drain": obs.drain,
         "status_polls": len(obs.samples),
         "status_errors": obs.status_errors,
+        "max_event_loop_lag_s": round(obs.max_loop_lag_s, 3),
+        "stalls": obs.stalls,
     }
     values = [e for e in data.sensor_log if e.has_value]
     sm, cm = data.store_match, data.cloud_match  # computed once here: matching is not free
@@ -257,6 +259,12 @@ def report_markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"Ran {run['start_utc'][:16]} to {run['end_utc'][:16]} UTC (clock time) in {run['wall_s']:g} s of real time at "
             f"x{run['speed']:g}; gateway lives: {len(run['gateway_lives'])}; drain {_fmt(run['drain'].get('clock_min'))} clock min."
+        )
+    hung = [life for life in run.get("gateway_lives", []) if life.get("stop_hung")]
+    for life in hung:
+        lines.append(
+            f"**Bench note:** stopping the gateway (life from minute {life['started_minute']}) hung: tasks "
+            f"{', '.join(life['stop_hung'])} ignored their cancellation and were cancelled again."
         )
     lines += ["", "## Assertions", "", "| # | assertion | outcome | detail |", "|---|---|---|---|"]
     for a in doc["assertions"]:
