@@ -183,7 +183,7 @@ def _band(data: RunData, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
             if lo is None or mid is None or hi is None:
                 continue
             if abs((t - f.issued_utc).total_seconds() / 60.0 - horizon) <= 0.5:
-                rows.append((data.minute_of(t) / 60.0, lo, mid, hi))
+                rows.append((data.forecast_minute(f.minute, t) / 60.0, lo, mid, hi))
     if len(rows) < 2:
         return None
     a = np.array(sorted(rows))

@@ -91,7 +91,7 @@ def forecast_accuracy(data: RunData) -> dict[str, Any]:
                     continue
                 if abs((t - f.issued_utc).total_seconds() / 60.0 - h) > 0.5:
                     continue
-                m = int(round(data.minute_of(t)))
+                m = int(round(data.forecast_minute(f.minute, t)))
                 if 0 <= m < truth.size and math.isfinite(truth[m]):
                     errs.append(mid - truth[m])
                     covered += int(lo <= truth[m] <= hi)

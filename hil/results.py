@@ -239,6 +239,18 @@ class RunData:
             return m
         return next((c for c in candidates if c >= after), candidates[-1])
 
+    def offset_at(self, world_minute: float) -> float:
+        """Minutes the gateway's wall clock was ahead of true time at ``world_minute``."""
+        for start, end, offset in self.clock_offsets:
+            if start <= world_minute < end:
+                return offset
+        return 0.0
+
+    def forecast_minute(self, snapshot_minute: int, t: datetime) -> float:
+        """The world minute a forecast point at gateway time ``t`` refers to (the forecast was
+        observed at world minute ``snapshot_minute``)."""
+        return self.minute_of(t) - self.offset_at(snapshot_minute)
+
     def alarm_minute(self, alarm_id: int) -> float:
         """The world minute a stored alarm was raised (alarms are stored in the order raised)."""
         if not self._alarm_minutes:

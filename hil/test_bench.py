@@ -142,3 +142,26 @@ def test_the_truth_matches_what_the_sensor_saw(run: BenchResult) -> None:
     g = np.array([e.record.glucose_mg_dl for e in d.expected_readings])
     truth = np.array([d.truth_gsub[e.record.world_minute] for e in d.expected_readings])
     assert np.abs(g - truth).mean() < 25  # sensor noise, not a different patient
+
+
+def test_gateway_times_are_mapped_through_clock_jumps(run: BenchResult) -> None:
+    from datetime import timedelta
+
+    d = run.data
+    s = parse_scenario(
+        {**SCENARIO, "faults": [{"kind": "clock_jump", "at": "+60m", "jump_min": 120, "minutes": 30},
+                                {"kind": "clock_jump", "at": "+150m", "jump_min": -60}],
+         "assert": [{"kind": "no_reading_lost"}]},
+        name="jumps",
+    )  # fmt: skip
+    log = [
+        {"index": 0, "kind": "clock_jump", "started_minute": 60, "ended_minute": 90},
+        {"index": 1, "kind": "clock_jump", "started_minute": 150, "ended_minute": 150},
+    ]
+    j = dataclasses.replace(d, scenario=s, obs=dataclasses.replace(d.obs, fault_log=log))
+    assert [j.offset_at(m) for m in (10, 70, 100, 200)] == [0, 120, 0, -60]
+    at = j.start_utc + timedelta(minutes=190)  # the gateway's clock at world minute 70
+    assert j.gateway_minute(at) == 70
+    at = j.start_utc + timedelta(minutes=100)  # shown twice: at minute 100 and (set back) at 160
+    assert j.gateway_minute(at) == 100 and j.gateway_minute(at, after=150) == 160
+    assert j.forecast_minute(70, j.start_utc + timedelta(minutes=220)) == 100
