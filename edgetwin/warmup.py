@@ -29,7 +29,17 @@ def _model() -> None:
     steady_state(pp)
 
 
-WARMUPS: list[tuple[str, Callable[[], None]]] = [("model kernels", _model)]
+def _twin() -> None:
+    from edgetwin.twin import FilterConfig, Twin
+
+    twin = Twin.from_patient("adult#001", config=FilterConfig(particles=32))
+    for m in range(0, 61, 3):
+        twin.assimilate_cgm(m, 140.0 + m / 6.0)
+    twin.forecast(30, members=8)
+    twin.parameters()
+
+
+WARMUPS: list[tuple[str, Callable[[], None]]] = [("model kernels", _model), ("twin kernels", _twin)]
 """(what, function) pairs; each package with kernels adds its own entry."""
 
 

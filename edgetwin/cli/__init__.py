@@ -29,6 +29,9 @@ COMMAND_MODULES = (
     "edgetwin.cli.history",
     "edgetwin.cli.config",
     "edgetwin.cli.demo",
+    "edgetwin.cli.forecast",
+    "edgetwin.cli.backtest",
+    "edgetwin.cli.whatif",
     "edgetwin.cli.hil",
 )
 

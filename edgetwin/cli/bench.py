@@ -16,6 +16,7 @@ BENCHMARKS = {
     "model": "model kernels: patient-days/s, ensemble throughput, start-up, vs SciPy",
     "sync": "sync: bytes per patient-day vs Nightscout JSON; cloud ingest batches/s and p99 on loopback",
     "gateway": "gateway daemon: memory, warm start, CPU per 5-min cycle, a simulated day through the pipeline",
+    "estimate": "living twin: forecast RMSE/coverage vs baselines, parameter recovery, update cost",
 }
 
 

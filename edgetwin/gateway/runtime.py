@@ -162,6 +162,24 @@ class GatewayState:
     clock_jumps: int = 0
 
 
+def contiguous_resume(readings: list[CgmReading]) -> ResumePoint:
+    """Where a device should resume: after the end of the first unbroken run of sequence numbers
+    the store holds (not after the newest: a live reading stored while a back-fill was cut short
+    would otherwise hide the hole behind it). A device that numbers with gaps of its own just
+    re-sends a little, which the store recognises."""
+    seqs = sorted({r.sequence for r in readings if r.sequence is not None})
+    if not seqs:
+        newest = max(readings, key=lambda r: r.time_utc, default=None)
+        return ResumePoint(None if newest is None else newest.time_utc, None)
+    last = seqs[0]
+    for s in seqs[1:]:
+        if s != last + 1:
+            break
+        last = s
+    at = next(r.time_utc for r in readings if r.sequence == last)
+    return ResumePoint(at, last)
+
+
 class Gateway:
     """The running gateway. ``async with Gateway(cfg) as gw: await gw.wait()`` or ``await gw.run()``."""
 
@@ -512,11 +530,11 @@ class Gateway:
 
     async def _resume_point(self, src: DeviceSource) -> ResumePoint:
         assert self.store is not None
-        if src.role == "cgm":
-            r = await self.store.call(lambda s: s.latest_cgm(device_id=src.device_id))
-            return ResumePoint(None, None) if r is None else ResumePoint(r.time_utc, r.sequence)
         now = self.clock.now_utc()
         window = (now - RESUME_WINDOW, now + timedelta(days=1))
+        if src.role == "cgm":
+            got = await self.store.call(lambda s: s.cgm_between(*window, device_id=src.device_id))
+            return contiguous_resume(got)
         if src.role == "pump":
             got = await self.store.call(lambda s: s.insulin_between(*window))
             seqs = [d.sequence for d in got if d.device_id == src.device_id and d.sequence is not None]

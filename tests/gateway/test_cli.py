@@ -16,11 +16,11 @@ from edgetwin.gateway import Gateway, load_config
 
 def test_demo_then_history_and_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--hours", "3", "--speed", "3000", "--out", str(out)]) == 0
+    assert main(["demo", "--hours", "3", "--speed", "1500", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Done in" in text and "Report:" in text
     report = json.loads((out / "report.json").read_text())
-    assert report["cgm_readings"] >= 50  # a Dexcom reading every 3 min over 3 h, over BLE
+    assert report["cgm_readings"] >= 45  # a Dexcom reading every 3 min over 3 h, over BLE
     assert report["insulin_u"] > 1.0  # reported by the pump over the serial pty
     assert report["forecast_accuracy"]["30_min"]["forecasts"] > 10
     assert report["cloud"]["cgm_readings"] >= report["cgm_readings"]  # all of it in the cloud twin

@@ -155,3 +155,17 @@ def test_systemd_notify_reaches_the_socket(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("WATCHDOG_USEC", "120000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     assert systemd.watchdog_interval_s() == 60.0
+
+
+def test_a_device_resumes_at_the_first_hole_not_after_the_newest_reading() -> None:
+    from edgetwin.gateway.runtime import contiguous_resume
+    from edgetwin.messages import CgmReading
+
+    def r(seq: int) -> CgmReading:
+        return CgmReading(START + timedelta(minutes=5 * seq), 100.0, "dev", sequence=seq)
+
+    # a back-fill of 5..8 was cut short by a kill after live reading 12 was stored
+    got = contiguous_resume([r(s) for s in (0, 1, 2, 3, 4, 12)])
+    assert got.last_sequence == 4 and got.last_time_utc == START + timedelta(minutes=20)
+    assert contiguous_resume([r(s) for s in range(7)]).last_sequence == 6
+    assert contiguous_resume([]).last_sequence is None

@@ -17,6 +17,7 @@ from edgetwin.clock import ScaledClock
 from edgetwin.gateway import Gateway
 from edgetwin.gateway.devices import OpenedDevices
 from edgetwin.gateway.status import trend_arrow
+from edgetwin.gateway.trendtwin import TrendTwinFactory
 from tests.gateway.helpers import START, ScriptedCgm, make_config
 
 BROWSER_FLAGS = [
@@ -40,7 +41,12 @@ def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
 async def _running(tmp_path: Path, values: list[float], minutes: float = 45) -> tuple[Gateway, ScaledClock]:
     clock = ScaledClock(START, 3000.0)
     src = ScriptedCgm(clock, values=values)
-    gw = Gateway(make_config(tmp_path), clock=clock, devices=OpenedDevices(sources={"cgm": src}))
+    gw = Gateway(
+        make_config(tmp_path),
+        clock=clock,
+        devices=OpenedDevices(sources={"cgm": src}),
+        twin_factory=TrendTwinFactory(),  # a forecast whose direction the test can know
+    )
     await gw.start()
     await asyncio.sleep(minutes * 60 / clock.factor)
     return gw, clock

@@ -11,6 +11,7 @@ from edgetwin.clock import ScaledClock
 from edgetwin.gateway import Gateway
 from edgetwin.gateway.demo import LocalCloud
 from edgetwin.gateway.devices import OpenedDevices
+from edgetwin.gateway.trendtwin import TrendTwinFactory
 from tests.gateway.helpers import START, CollectingNotifier, ScriptedCgm, make_config
 
 pytest.importorskip("sync.cloud.server", reason="the sync package is part of this build")
@@ -25,7 +26,13 @@ async def test_readings_reach_the_cloud_once_and_an_outage_only_delays_them(tmp_
         sync = {"endpoint": cloud.url, "credentials_file": str(cloud.credential_file), "interval_min": 5}
         cfg = make_config(tmp_path / "gw", sync=sync)
         note = CollectingNotifier()
-        gw = Gateway(cfg, clock=clock, devices=OpenedDevices(sources={"cgm": src}), notifiers=[note])
+        gw = Gateway(
+            cfg,
+            clock=clock,
+            devices=OpenedDevices(sources={"cgm": src}),
+            notifiers=[note],
+            twin_factory=TrendTwinFactory(),
+        )
         async with gw:
             await asyncio.sleep(60 * 60 / clock.factor)
             assert gw.state.sync["state"] == "ok"

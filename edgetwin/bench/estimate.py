@@ -1,0 +1,465 @@
+"""``edgetwin bench estimate``: the living twin on the virtual cohort.
+
+Data: every cohort patient (or ``--patients N`` spread over the cohort) lives ``--days`` days
+under the reference basal-bolus controller with random meals (the cohort convention), carb
+counts off by up to +-30 %, half of the snacks unannounced, Dexcom CGM noise
+(:mod:`edgetwin.virtual`), and treats lows as people do: 15 g of carbohydrate, unannounced,
+when the CGM reads below 70 mg/dL. The twins see only what a gateway sees: CGM readings,
+announced carbs and delivered insulin.
+
+Figures:
+
+* **forecasts** issued every 30 min (after the first 3 h) at 30/60/120 min, each from data up to
+  its issue minute, for the known-patient twin and the profile-only twin (the patient's therapy
+  settings; the patient itself is left out of the population it is built from; learned online
+  and re-identified every 24 h), next to persistence and linear extrapolation on the same rows.
+  RMSE against the true (subcutaneous) glucose, which is what is forecast, and against the CGM
+  readings, which carry the sensor's own unforecastable error (the "floor" row: a perfect
+  glucose forecast scored against the readings); 80 % band coverage of the readings.
+* **parameter recovery** of the profile-only twin after 1, 3 and 7 days: insulin sensitivity
+  (model correction factor) and carb-absorption half-time against the patient's true values,
+  and how often the twin's 10-90 % range holds the truth.
+* **cost** of one CGM update (estimation + 120-min forecast with uncertainty), single-threaded,
+  next to one bare 120-min model run; batch personalisation time for 7 and 14 days of data
+  next to the online filter over the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["add_arguments", "run"]
+
+HORIZONS = (30, 60, 120)
+EVERY_MIN = 30
+FIRST_ISSUE_MIN = 180
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patients", type=int, default=30, help="cohort patients (spread over the 30)")
+    p.add_argument("--days", type=int, default=7, help="simulated days per patient")
+    p.add_argument("--seed", type=int, default=1, help="seed of meals and sensor noise")
+    p.add_argument("--timing-patients", type=int, default=3, help="patients timed for cost figures")
+    p.add_argument(
+        "--batch-days", type=int, default=14, help="longest history timed for batch personalisation"
+    )
+    p.add_argument("--particles", type=int, default=None, help="filter particles (default 384)")
+    p.add_argument("--workers", type=int, default=2, help="patients replayed in parallel (1 thread each)")
+
+
+def _patients(n: int) -> list[str]:
+    from edgetwin.model import cohort_names
+
+    names = cohort_names()
+    n = max(1, min(n, len(names)))
+    picks = np.unique(np.linspace(0, len(names) - 1, n).round().astype(int))
+    return [names[i] for i in picks]
+
+
+RESCUE_BELOW_MG_DL = 70.0
+RESCUE_G = 15.0
+RESCUE_EVERY_MIN = 15
+
+
+@dataclass(frozen=True)
+class _Trace:
+    gsub_mg_dl: np.ndarray  # minutes + 1
+    cgm_mg_dl: np.ndarray  # minutes + 1, NaN between samples
+    announced_cho_g: np.ndarray  # minutes
+    eaten_cho_g: np.ndarray  # minutes
+    insulin_u: np.ndarray  # minutes
+    rescues: int
+
+
+def _simulate(name: str, days: int, seed: int) -> tuple[Any, Any, _Trace]:
+    """A closed loop like :func:`edgetwin.virtual.environment.run_closed_loop` (same patient,
+    sensor, pump and basal-bolus controller), plus what people on insulin do: below 70 mg/dL on
+    the CGM they eat 15 g of fast carbohydrate, at most every 15 minutes, and announce nothing
+    (the "rule of 15"). Without it some children's over-counted meals drive the model to zero
+    glucose, where it stays."""
+    from edgetwin.model import load_patient, load_therapy
+    from edgetwin.model.params import X_GS
+    from edgetwin.virtual.controller import BasalBolusController, Observation
+    from edgetwin.virtual.patient import VirtualPatient
+    from edgetwin.virtual.pump import VirtualPump
+    from edgetwin.virtual.scenario import RandomScenario
+    from edgetwin.virtual.sensor import CgmSensor
+
+    pp = load_patient(name)
+    th = load_therapy(name)
+    minutes = days * 1440 + 1  # one minute more, so a forecast is issued at the end of day `days`
+    eaten = np.zeros(minutes)
+    announced = np.zeros(minutes)
+    for meal in RandomScenario(seed, carb_error=0.3, p_unannounced_snack=0.5).meals(days):
+        eaten[meal.minute] += meal.eaten_g
+        announced[meal.minute] += meal.announced_g
+    ctrl = BasalBolusController(pp.basal_u_per_h, th.carb_ratio_g_per_u, th.correction_factor_mg_dl_per_u)
+    sensor = CgmSensor("Dexcom", seed=seed)
+    pump = VirtualPump()
+    patient = VirtualPatient(pp)
+    gsub = np.empty(minutes + 1)
+    cgm = np.full(minutes + 1, np.nan)
+    insulin = np.zeros(minutes)
+    period = int(sensor.sample_time_min)
+    basal, delivered, told = 0.0, 0.0, 0.0
+    last_cgm: float | None = None
+    last_rescue, rescues = -RESCUE_EVERY_MIN, 0
+    for k in range(minutes + 1):
+        gsub[k] = patient.state[X_GS] / pp.Vg
+        reading = sensor.measure(k, gsub[k])
+        if reading is not None:
+            cgm[k] = last_cgm = reading
+        if k == minutes:
+            break
+        if reading is not None and reading < RESCUE_BELOW_MG_DL and k - last_rescue >= RESCUE_EVERY_MIN:
+            eaten[k] += RESCUE_G
+            last_rescue = k
+            rescues += 1
+        told += announced[k]
+        bolus = 0.0
+        if k % period == 0 or announced[k] > 0:
+            action = ctrl.act(Observation(k, reading if reading is not None else last_cgm, told, delivered))
+            basal, bolus, told, delivered = action.basal_u_per_h, action.bolus_u, 0.0, 0.0
+        insulin[k] = pump.minute_insulin_u(basal, bolus)
+        delivered += insulin[k]
+        patient.step(eaten[k], insulin[k])
+    return pp, th, _Trace(gsub, cgm, announced, eaten, insulin, rescues)
+
+
+def _profile(pp: Any, th: Any) -> Any:
+    from edgetwin.therapy import TherapyProfile
+
+    return TherapyProfile(
+        weight_kg=pp.BW,
+        basal_schedule=((0, round(pp.basal_u_per_h, 2)),),
+        carb_ratio_g_per_u=th.carb_ratio_g_per_u,
+        correction_factor_mg_dl_per_u=th.correction_factor_mg_dl_per_u,
+        age_years=th.age_years,
+        total_daily_insulin_u=th.total_daily_insulin_u,
+    )
+
+
+def _history(trace: Any) -> Any:
+    from edgetwin.twin.history import History
+
+    return History(trace.cgm_mg_dl[:-1].copy(), trace.announced_cho_g.copy(), trace.insulin_u.copy())
+
+
+def _first_reading(cgm: np.ndarray) -> float:
+    return float(cgm[np.isfinite(cgm)][0])
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from edgetwin.twin.filter import FilterConfig
+
+    return FilterConfig() if args.particles is None else FilterConfig(particles=args.particles)
+
+
+def _rmse(e: list[float]) -> float:
+    return float(np.sqrt(np.mean(np.square(e)))) if e else math.nan
+
+
+def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any]:
+    """Simulate one patient and replay it through both twins (runs in a worker process)."""
+    import numba
+
+    from edgetwin.twin.filter import FilterConfig
+    from edgetwin.twin.history import NightlyPersonaliser, backtest
+    from edgetwin.twin.indices import absorption_half_time_min, insulin_sensitivity_mg_dl_per_u
+    from edgetwin.twin.prior import profile_prior
+    from edgetwin.twin.twin import BasalSchedule, Twin
+
+    i, name, days, seed, particles = job
+    numba.set_num_threads(1)
+    t0 = time.perf_counter()
+    config = FilterConfig() if particles is None else FilterConfig(particles=particles)
+    pp, th, trace = _simulate(name, days, seed)
+    hist = _history(trace)
+    truth = trace.gsub_mg_dl
+    g0 = _first_reading(hist.cgm_mg_dl)
+    known = Twin.from_patient(pp, basal_mode="delivered", config=config, initial_glucose_mg_dl=g0, seed=i)
+    rows_k = backtest(known, hist, EVERY_MIN, HORIZONS, first_issue_min=FIRST_ISSUE_MIN)
+
+    prior = profile_prior(_profile(pp, th), exclude=(name,))
+    prof_twin = Twin(
+        prior,
+        BasalSchedule.constant(round(pp.basal_u_per_h, 2)),
+        basal_mode="delivered",
+        config=config,
+        initial_glucose_mg_dl=g0,
+        seed=i,
+    )
+    nightly = NightlyPersonaliser(prior, hist)
+    true_isf = float(insulin_sensitivity_mg_dl_per_u(pp.vector()[None, :])[0])
+    true_t50 = float(absorption_half_time_min(pp.vector()[None, :])[0])
+    recovery: dict[int, tuple[float, bool, float, bool]] = {}
+
+    def before_issue(twin: Twin, t: int) -> None:
+        nightly(twin, t)
+        if t % 1440 == 0 and t // 1440 in (1, 3, 7):
+            s = twin.parameters()
+            e = s["insulin_sensitivity_mg_dl_per_u"]
+            a = s["carb_absorption_half_time_min"]
+            recovery[t // 1440] = (
+                e.mean / true_isf - 1.0,
+                e.p10 <= true_isf <= e.p90,
+                a.mean / true_t50 - 1.0,
+                a.p10 <= true_t50 <= a.p90,
+            )
+
+    rows_p = backtest(
+        prof_twin, hist, EVERY_MIN, HORIZONS, first_issue_min=FIRST_ISSUE_MIN, before_issue=before_issue
+    )
+    err: dict[str, dict[int, list[float]]] = {}
+    cover: dict[str, dict[int, list[bool]]] = {k: {h: [] for h in HORIZONS} for k in ("known", "profile")}
+
+    def add(kind: str, h: int, e: float) -> None:
+        err.setdefault(kind, {hh: [] for hh in HORIZONS})[h].append(float(e))
+
+    for kind, rows in (("known", rows_k), ("profile", rows_p)):
+        for r in rows:
+            at = r.issued_minute + r.horizon_min
+            if at >= hist.minutes:
+                continue
+            add(f"{kind}/truth", r.horizon_min, r.p50_mg_dl - truth[at])
+            if kind == "known":
+                add("persistence/truth", r.horizon_min, r.persistence_mg_dl - truth[at])
+                add("linear/truth", r.horizon_min, r.linear_mg_dl - truth[at])
+            if math.isfinite(r.actual_mg_dl):
+                add(f"{kind}/cgm", r.horizon_min, r.p50_mg_dl - r.actual_mg_dl)
+                cover[kind][r.horizon_min].append(r.p10_mg_dl <= r.actual_mg_dl <= r.p90_mg_dl)
+                if kind == "known":
+                    add("persistence/cgm", r.horizon_min, r.persistence_mg_dl - r.actual_mg_dl)
+                    add("linear/cgm", r.horizon_min, r.linear_mg_dl - r.actual_mg_dl)
+                    add("floor/cgm", r.horizon_min, truth[at] - r.actual_mg_dl)
+    return {
+        "name": name,
+        "err": err,
+        "cover": cover,
+        "recovery": recovery,
+        "rescues": trace.rescues,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    import numba
+
+    from edgetwin.model.ensemble import new_aux, run_ensemble
+    from edgetwin.twin.history import feed
+    from edgetwin.twin.identify import identify
+    from edgetwin.twin.indices import insulin_sensitivity_mg_dl_per_u
+    from edgetwin.twin.prior import profile_prior
+    from edgetwin.twin.twin import BasalSchedule, Twin
+
+    if args.days < 1 or args.patients < 1 or args.workers < 1:
+        raise ValueError("--days, --patients and --workers must be >= 1")
+    names = _patients(args.patients)
+    config = _config(args)
+    t_start = time.perf_counter()
+    print(
+        f"edgetwin bench estimate: {len(names)} virtual patients x {args.days} days, basal-bolus therapy, "
+        "random meals with +-30 % carb counts, half the snacks unannounced, lows treated with 15 g "
+        "unannounced, Dexcom noise"
+    )
+    jobs = [(i, name, args.days, args.seed * 1000 + i, args.particles) for i, name in enumerate(names)]
+    err: dict[str, dict[int, list[float]]] = {}
+    cover: dict[str, dict[int, list[bool]]] = {k: {h: [] for h in HORIZONS} for k in ("known", "profile")}
+    recovery: dict[int, list[tuple[float, bool, float, bool]]] = {}
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for res in pool.map(_replay_patient, jobs):
+            for key, by_h in res["err"].items():
+                for h, es in by_h.items():
+                    err.setdefault(key, {hh: [] for hh in HORIZONS})[h].extend(es)
+            for kind, by_h in res["cover"].items():
+                for h, cs in by_h.items():
+                    cover[kind][h].extend(cs)
+            for d, rec in res["recovery"].items():
+                recovery.setdefault(d, []).append(rec)
+            k30 = _rmse(res["err"]["known/truth"][30])
+            p30 = _rmse(res["err"]["profile/truth"][30])
+            q30 = _rmse(res["err"]["persistence/truth"][30])
+            print(
+                f"  {res['name']:<15} {res['seconds']:6.1f} s   30-min RMSE vs truth: known twin {k30:5.1f}, "
+                f"profile twin {p30:5.1f}, persistence {q30:5.1f}; {res['rescues']} lows treated",
+                flush=True,
+            )
+    check_days = [d for d in (1, 3, 7) if d <= args.days]
+
+    out: dict[str, Any] = {"bench": "estimate", "patients": len(names), "days": args.days}
+    print()
+    print("Forecast RMSE (mg/dL), forecasts every 30 min, each from data up to its issue minute:")
+    print(f"{'predictor':<30}{'target':<8}" + "".join(f"{h:>8} min" for h in HORIZONS))
+    for kind in ("known", "profile", "persistence", "linear", "floor"):
+        for against in ("truth", "cgm"):
+            key = f"{kind}/{against}"
+            if key not in err:
+                continue
+            label = {
+                "known": "twin, known patient",
+                "profile": "twin, profile only",
+                "persistence": "persistence (baseline)",
+                "linear": "linear extrap. (baseline)",
+                "floor": "perfect glucose (floor)",
+            }[kind]
+            vals = [_rmse(err[key][h]) for h in HORIZONS]
+            print(f"{label:<30}{against:<8}" + "".join(f"{v:12.1f}" for v in vals))
+            for h, v in zip(HORIZONS, vals, strict=True):
+                out[f"rmse_{h}_{kind}_{against}"] = v
+    for kind in ("known", "profile"):
+        for h in HORIZONS:
+            out[f"ratio_{h}_{kind}_vs_persistence_truth"] = (
+                out[f"rmse_{h}_{kind}_truth"] / out[f"rmse_{h}_persistence_truth"]
+            )
+            out[f"ratio_{h}_{kind}_vs_persistence_cgm"] = (
+                out[f"rmse_{h}_{kind}_cgm"] / out[f"rmse_{h}_persistence_cgm"]
+            )
+    print("RMSE / persistence RMSE:")
+    for kind in ("known", "profile"):
+        print(
+            f"  {kind:<8} vs truth "
+            + "  ".join(f"{h} min {out[f'ratio_{h}_{kind}_vs_persistence_truth']:.2f}" for h in HORIZONS)
+            + "   | vs CGM "
+            + "  ".join(f"{h} min {out[f'ratio_{h}_{kind}_vs_persistence_cgm']:.2f}" for h in HORIZONS)
+        )
+    print("80 % band coverage of the CGM readings (target 75-85 %):")
+    for kind in ("known", "profile"):
+        covs = [100.0 * float(np.mean(cover[kind][h])) if cover[kind][h] else math.nan for h in HORIZONS]
+        print(f"  {kind:<8} " + "  ".join(f"{h} min {c:5.1f} %" for h, c in zip(HORIZONS, covs, strict=True)))
+        for h, c in zip(HORIZONS, covs, strict=True):
+            out[f"coverage_{h}_{kind}_pct"] = c
+
+    print()
+    print("Parameter recovery, profile-only twin (patient left out of the population), |error| median:")
+    for d in check_days:
+        rec = recovery.get(d, [])
+        if not rec:
+            continue
+        isf_err = [abs(r[0]) for r in rec]
+        t50_err = [abs(r[2]) for r in rec]
+        within = float(np.mean([e <= 0.2 for e in isf_err]))
+        out[f"isf_error_day{d}_median"] = statistics.median(isf_err)
+        out[f"isf_within_20pct_day{d}"] = within
+        out[f"isf_interval_covers_day{d}"] = float(np.mean([r[1] for r in rec]))
+        out[f"t50_error_day{d}_median"] = statistics.median(t50_err)
+        out[f"t50_interval_covers_day{d}"] = float(np.mean([r[3] for r in rec]))
+        print(
+            f"  after {d} day(s): insulin sensitivity {100 * statistics.median(isf_err):5.1f} % "
+            f"({100 * within:.0f} % of patients within 20 %, 10-90 % range holds truth for "
+            f"{100 * out[f'isf_interval_covers_day{d}']:.0f} %); carb absorption half-time "
+            f"{100 * statistics.median(t50_err):5.1f} % (range holds truth for {100 * out[f't50_interval_covers_day{d}']:.0f} %)"
+        )
+
+    # -- cost per CGM update, single-threaded -------------------------------------------------
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        upd_cpu: list[float] = []
+        upd_wall: list[float] = []
+        bare: list[float] = []
+        for j, name in enumerate(names[: max(1, args.timing_patients)]):
+            pp, th, trace = _simulate(name, 2, args.seed * 1000 + 500 + j)
+            hist = _history(trace)
+            twin = Twin.from_patient(
+                pp,
+                basal_mode="delivered",
+                config=config,
+                initial_glucose_mg_dl=_first_reading(hist.cgm_mg_dl),
+            )
+            feed(twin, hist, 0, 1439)
+            twin.forecast(120)
+            for m in range(1440, hist.minutes):
+                twin.record_insulin(m, float(hist.insulin_u[m]))
+                if hist.cho_g[m] > 0:
+                    twin.record_carbs(m, float(hist.cho_g[m]))
+                y = hist.cgm_mg_dl[m]
+                if math.isfinite(y):
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    twin.assimilate_cgm(m, float(y))
+                    twin.forecast(120)
+                    upd_cpu.append(time.process_time() - c0)
+                    upd_wall.append(time.perf_counter() - w0)
+            p = pp.vector()
+            ins = np.full(120, pp.basal_u_per_h / 60.0)
+            for _ in range(50):
+                x = pp.state0()[None, :].copy()
+                c0 = time.process_time()
+                run_ensemble(p, x, new_aux(1), np.zeros(120), ins, stride=5)
+                bare.append(time.process_time() - c0)
+    finally:
+        numba.set_num_threads(threads)
+    ms_cpu = 1e3 * float(np.mean(upd_cpu))
+    out["update_ms_cpu_mean"] = ms_cpu
+    out["update_ms_cpu_p95"] = 1e3 * float(np.percentile(upd_cpu, 95))
+    out["update_ms_wall_mean"] = 1e3 * float(np.mean(upd_wall))
+    out["bare_model_run_ms"] = 1e3 * float(np.median(bare))
+    out["particles"] = config.particles
+    print()
+    print(
+        f"Cost per CGM update (estimation with {config.particles} particles + 120-min forecast, 64 members), 1 thread:"
+    )
+    print(
+        f"  {ms_cpu:.2f} ms CPU mean, {out['update_ms_cpu_p95']:.2f} ms p95, {out['update_ms_wall_mean']:.2f} ms wall "
+        f"({len(upd_cpu)} updates); one bare 120-min model run: {out['bare_model_run_ms']:.3f} ms"
+    )
+
+    # -- batch personalisation time -----------------------------------------------------------
+    batch_days = sorted({d for d in (7, args.batch_days) if d >= 1})
+    times: dict[int, list[float]] = {d: [] for d in batch_days}
+    online: dict[int, list[float]] = {d: [] for d in batch_days}
+    isf_batch: dict[int, list[float]] = {d: [] for d in batch_days}
+    for j, name in enumerate(names[: max(1, args.timing_patients)]):
+        pp, th, trace = _simulate(name, max(batch_days), args.seed * 1000 + 700 + j)
+        hist = _history(trace)
+        prior = profile_prior(_profile(pp, th), exclude=(name,))
+        true_isf = float(insulin_sensitivity_mg_dl_per_u(pp.vector()[None, :])[0])
+        for d in batch_days:
+            ident = identify(prior, hist, end=d * 1440)
+            times[d].append(ident.seconds)
+            tw = Twin(ident.posterior, BasalSchedule.constant(pp.basal_u_per_h), config=config)
+            isf_batch[d].append(tw.parameters()["insulin_sensitivity_mg_dl_per_u"].mean / true_isf - 1.0)
+            w0 = time.perf_counter()
+            tw_on = Twin(
+                prior, BasalSchedule.constant(pp.basal_u_per_h), basal_mode="delivered", config=config
+            )
+            feed(tw_on, hist, 0, d * 1440 - 1)
+            online[d].append(time.perf_counter() - w0)
+    print()
+    print(
+        f"Batch personalisation (population search on the ensemble kernel, {numba.get_num_threads()} threads):"
+    )
+    for d in batch_days:
+        out[f"batch_{d}d_s"] = float(np.mean(times[d]))
+        out[f"batch_{d}d_isf_error_median"] = statistics.median(abs(e) for e in isf_batch[d])
+        out[f"online_filter_{d}d_s"] = float(np.mean(online[d]))
+        print(
+            f"  {d:2d} days: {out[f'batch_{d}d_s']:5.1f} s (insulin sensitivity |error| median "
+            f"{100 * out[f'batch_{d}d_isf_error_median']:.0f} %); the online filter over the same data: "
+            f"{out[f'online_filter_{d}d_s']:5.1f} s"
+        )
+
+    targets = {
+        "rmse30_known_le_0.6x_persistence_truth": out["ratio_30_known_vs_persistence_truth"] <= 0.6,
+        "rmse30_profile_le_0.6x_persistence_truth": out["ratio_30_profile_vs_persistence_truth"] <= 0.6,
+        "coverage_75_85_known": all(75 <= out[f"coverage_{h}_known_pct"] <= 85 for h in HORIZONS),
+        "coverage_75_85_profile": all(75 <= out[f"coverage_{h}_profile_pct"] <= 85 for h in HORIZONS),
+        "update_le_10ms": ms_cpu <= 10.0,
+    }
+    if f"isf_error_day{max(check_days)}_median" in out and max(check_days) >= 7:
+        targets["isf_within_20pct_day7_median"] = out["isf_error_day7_median"] <= 0.2
+    if f"batch_{args.batch_days}d_s" in out and args.batch_days >= 14:
+        targets["batch_14d_le_60s"] = out["batch_14d_s"] <= 60.0
+    out["targets"] = targets
+    out["seconds"] = time.perf_counter() - t_start
+    print()
+    print("Targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in targets.items()))
+    return out
