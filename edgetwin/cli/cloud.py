@@ -3,6 +3,8 @@
 * ``edgetwin cloud serve [--config FILE] [--host H] [--port P] [--database-url URL]``
 * ``edgetwin cloud add-gateway --patient ID --out FILE [--gateway-id ID] [--url URL]`` — register a
   gateway and write its credential file (mode 0600; the key is never printed)
+* ``edgetwin cloud seed --patient ID (--virtual NAME | --profile FILE)`` — publish a patient's
+  first parameters, the starting point of re-personalisation
 * ``edgetwin cloud repersonalise [--config FILE]`` — run one re-personalisation round now
 * ``edgetwin cloud sync --store FILE --credential FILE [--params-dir DIR] [--demo-day]`` — from
   the gateway: upload the store's outbox, then pull and adopt new parameters
@@ -41,6 +43,14 @@ def register(sub: Any) -> None:
     a.add_argument("--out", required=True, metavar="FILE", help="credential file to write (mode 0600)")
     a.add_argument("--url", help="cloud URL written into the credential (default: config public_url)")
     a.set_defaults(handler=_add_gateway)
+
+    sd = csub.add_parser("seed", help="publish a patient's first twin parameters (before re-personalisation)")
+    common(sd)
+    sd.add_argument("--patient", required=True, help="patient id")
+    src = sd.add_mutually_exclusive_group(required=True)
+    src.add_argument("--virtual", metavar="NAME", help="a cohort patient (adult#001 ...): benches and demos")
+    src.add_argument("--profile", metavar="FILE", help="the patient's therapy profile (TOML)")
+    sd.set_defaults(handler=_seed)
 
     r = csub.add_parser("repersonalise", help="run one re-personalisation round now")
     common(r)
@@ -126,6 +136,26 @@ def _add_gateway(args: argparse.Namespace) -> int:
     print(
         f"gateway {cred.gateway_id} registered for patient {cred.patient_id}; credential written to {out} (mode 600)"
     )
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    import time
+
+    from sync.cloud.db import CloudDB
+    from sync.cloud.identify import seed_params
+    from sync.downlink import validate_params
+
+    cfg = _config(args)
+    params = seed_params(virtual=args.virtual, profile_path=args.profile)
+    validate_params(params, args.patient)
+    source = f"virtual patient {args.virtual}" if args.virtual else f"profile {args.profile}"
+    db = CloudDB(cfg.database_url)
+    try:
+        version = db.add_param_update(args.patient, params, f"seed: {source}", int(time.time() * 1000))
+    finally:
+        db.close()
+    print(f"patient {args.patient}: parameters v{version} published from {source}")
     return 0
 
 

@@ -7,7 +7,7 @@
     host = "127.0.0.1"                              # bind address (put TLS in a reverse proxy)
     port = 8080
     public_url = "https://cloud.example.org"        # written into issued credentials
-    identify = "package.module:function"            # re-personalisation; empty disables the jobs
+    identify = "sync.cloud.identify:twin_identify"  # re-personalisation ("module:function"); "" turns it off
     runner = "local"                                # local | local:N | dask://HOST:PORT | ray[://HOST:PORT]
     job_interval_h = 24.0
     window_days = 14.0
@@ -37,7 +37,7 @@ class CloudConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
-    identify: str = ""
+    identify: str = "sync.cloud.identify:twin_identify"
     runner: str = "local"
     job_interval_h: float = 24.0
     window_days: float = 14.0

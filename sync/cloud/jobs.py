@@ -8,10 +8,8 @@ Its result is validated against the physiological bounds before it becomes a par
 (signed per gateway when served, see :mod:`sync.downlink`); a failing or out-of-bounds result is
 recorded on the job and never published.
 
-Runners (``runner`` key): ``local`` or ``local:N`` (a process pool on this machine, the
-default), ``dask://HOST:PORT`` (a running Dask scheduler; needs ``dask[distributed]``), ``ray``
-or ``ray://HOST:PORT`` (a Ray cluster; needs ``ray``). All offer ``map(fn, items)`` returning,
-per item, the result or the exception it raised.
+Runners (``runner`` key) come from :mod:`edgetwin.runner` (``local``, ``local:N``,
+``dask://HOST:PORT``, ``ray``, ``ray://HOST:PORT``), the same runners virtual-cohort trials use.
 """
 
 from __future__ import annotations
@@ -22,10 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from edgetwin.runner import JobRunner, LocalRunner, make_runner
 from sync.cloud.db import CloudDB
 from sync.downlink import validate_params
 from sync.errors import SyncError, UpdateRejectedError
@@ -63,90 +61,6 @@ class IdentificationInput:
 
 
 IdentifyFn = Callable[[IdentificationInput], Mapping[str, float]]
-
-
-class JobRunner(Protocol):
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """Per item, ``fn(item)`` or the exception it raised (never raises for one item)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def _capture(fn: Callable[[Any], Any], item: Any) -> Any:
-    try:
-        return fn(item)
-    except Exception as exc:
-        return exc
-
-
-class LocalRunner:
-    """A process pool (or threads, for functions that cannot be pickled) on this machine."""
-
-    def __init__(self, max_workers: int | None = None, *, processes: bool = True) -> None:
-        self._pool: Executor = (
-            ProcessPoolExecutor(max_workers=max_workers)
-            if processes
-            else ThreadPoolExecutor(max_workers=max_workers)
-        )
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        futures = [self._pool.submit(_capture, fn, item) for item in items]
-        out = []
-        for f in futures:
-            try:
-                out.append(f.result())
-            except Exception as exc:  # the worker itself died (pickling, crash)
-                out.append(exc)
-        return out
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-class DaskRunner:
-    def __init__(self, address: str) -> None:
-        try:
-            from dask.distributed import Client
-        except ImportError as exc:
-            raise SyncError("runner dask:// needs dask[distributed] installed") from exc
-        self._client = Client(address)
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        futures = self._client.map(_capture, [fn] * len(items), list(items), pure=False)
-        return list(self._client.gather(futures))
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class RayRunner:
-    def __init__(self, address: str | None) -> None:
-        try:
-            import ray
-        except ImportError as exc:
-            raise SyncError("runner ray needs ray installed") from exc
-        self._ray = ray
-        ray.init(address=address, ignore_reinit_error=True)
-        self._remote = ray.remote(_capture)
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        return list(self._ray.get([self._remote.remote(fn, item) for item in items]))
-
-    def close(self) -> None:
-        self._ray.shutdown()
-
-
-def make_runner(spec: str = "local") -> JobRunner:
-    """A runner from its configuration string (see the module docstring)."""
-    if spec == "local" or spec.startswith("local:"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else None
-        return LocalRunner(n)
-    if spec.startswith("dask://"):
-        return DaskRunner("tcp://" + spec[len("dask://") :])
-    if spec == "ray" or spec.startswith("ray://"):
-        return RayRunner(None if spec == "ray" else spec)
-    raise SyncError(f"unknown job runner {spec!r} (local, local:N, dask://HOST:PORT, ray, ray://HOST:PORT)")
 
 
 def load_identify(spec: str) -> IdentifyFn:

@@ -69,7 +69,7 @@ def test_bad_configuration_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     cfg.write_text('[cloud]\nport = "eighty"\n')
     assert main(["cloud", "repersonalise", "--config", str(cfg)]) == 2
     assert "cloud.port" in capsys.readouterr().err
-    cfg.write_text("[cloud]\n")
+    cfg.write_text('[cloud]\nidentify = ""\n')
     assert (
         main(["cloud", "repersonalise", "--config", str(cfg), "--database-url", f"sqlite:///{tmp_path}/c.db"])
         == 2

@@ -10,10 +10,12 @@ import msgpack
 import pytest
 import requests
 
+from edgetwin.errors import ConfigError
 from edgetwin.model.cohort import load_patient
 from edgetwin.model.params import PARAM_NAMES
+from edgetwin.runner import LocalRunner, make_runner
 from edgetwin.store import Store
-from sync.cloud.jobs import LocalRunner, load_identify, make_runner, repersonalise
+from sync.cloud.jobs import load_identify, repersonalise
 from sync.downlink import ParamsKeeper, ParamUpdate, decode_update, encode_update, pull_and_adopt
 from sync.errors import PayloadError, SyncError, UpdateRejectedError
 from sync.transport import CloudClient
@@ -123,8 +125,8 @@ def test_runner_and_identify_configuration() -> None:
     for bad in ("nope", "tests.sync.identify_example:missing", "no.such.module:fn"):
         with pytest.raises(SyncError):
             load_identify(bad)
-    with pytest.raises(SyncError, match="unknown job runner"):
+    with pytest.raises(ConfigError, match="unknown job runner"):
         make_runner("mainframe")
     if importlib.util.find_spec("dask") is None:  # optional: without it the error says what to install
-        with pytest.raises(SyncError, match="dask"):
+        with pytest.raises(ConfigError, match="dask"):
             make_runner("dask://127.0.0.1:8786")
