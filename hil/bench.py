@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from edgetwin.clock import Clock
 from edgetwin.gateway.config import GatewayConfig, load_config
 from edgetwin.gateway.timekeeping import clock_from_config
 from edgetwin.virtual.scenario import MealEvent, RandomScenario
+from hil.clock import GovernedClock, Governor
 from hil.cloudproxy import CloudProxy
 from hil.errors import BenchError
 from hil.gateway import GatewayUnderTest, InProcessGateway, ProcessGateway
@@ -63,6 +63,11 @@ Long because the sync client's retries sleep in real seconds (a round of six att
 half a minute), which the accelerated clock turns into hours (measured: up to 8 h at x2400 after
 an hour of cloud errors). The bench stops waiting as soon as everything has arrived."""
 POLL_REAL_S = 0.2
+RECEIVE_LIMIT_MIN = 180
+RECEIVE_LIMIT_REAL_S = 90.0
+START_FACTOR = 60.0
+"""Clock speed while the in-process gateway starts and connects (a clock minute per real second):
+its real seconds of loading and connecting would be clock hours at full speed."""
 STALL_PROBE_S = 0.1
 STALL_REAL_S = 120.0
 """A world that has not advanced a minute in this many real seconds is broken (a bench failure)."""
@@ -112,6 +117,11 @@ class Observations:
     """Moments the bench's event loop did not run for ``STALL_PROBE_S`` or more real seconds (a
     busy machine): world minute, real seconds, and the clock minutes that makes."""
     max_loop_lag_s: float = 0.0
+    timeline_from_minute: int | None = None
+    """The world minute from which faults were injected (the gateway was receiving)."""
+    effective_speed: float | None = None
+    """Clock seconds per real second over the scenario (below the target when the bench slowed)."""
+    speed_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -168,6 +178,11 @@ class _Bench:
         self.meals: list[MealEvent] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._world_task: asyncio.Task[None] | None = None
+        self._restarting = False
+        self.governor: Governor | None = None
+        self._entries: dict[int, dict[str, Any]] = {}
+        self._proxy_faults: set[int] = set()
+        self._gateway_lock = asyncio.Lock()
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -187,7 +202,13 @@ class _Bench:
             await self._start_cloud()
             cfg_path = self._write_config()
             self.cfg = load_config(cfg_path)
-            self.clock = clock_from_config(self.cfg.clock)
+            anchored = clock_from_config(self.cfg.clock)
+            if self.s.run == "process" or self.real_devices:
+                self.clock = anchored  # a gateway process keeps its configuration's fixed factor
+            else:
+                self.clock = GovernedClock(anchored.now_utc(), self.speed)
+                self.governor = Governor(self.clock, self.speed)
+                self.governor.hold(START_FACTOR, 0, "starting the gateway")
             if self.s.run == "process":
                 self.gateway = ProcessGateway(cfg_path, self.cfg, self.clock, self._minute)
                 await self.gateway.start()
@@ -199,9 +220,12 @@ class _Bench:
                 )
                 await self.gateway.start()
             self.obs.gateway_ready_minute = self._minute()
-            self._tasks.append(asyncio.create_task(self._timeline(), name="hil-timeline"))
             self._tasks.append(asyncio.create_task(self._observe(), name="hil-observe"))
             self._tasks.append(asyncio.create_task(self._probe_lag(), name="hil-lag-probe"))
+            self.obs.timeline_from_minute = await self._receiving()
+            if self.governor is not None:
+                self.governor.release(self._minute())
+            self._tasks.append(asyncio.create_task(self._timeline(), name="hil-timeline"))
             await self._until_end()
             await self._drain()
             await self.gateway.stop("end")
@@ -231,6 +255,7 @@ class _Bench:
     async def _until_end(self) -> None:
         assert self.world is not None
         end = self.s.minutes
+        t0, m0 = time.perf_counter(), self.world.minute
         seen, since = self.world.minute, time.monotonic()
         while self.world.minute < end:
             self._check_tasks()
@@ -244,6 +269,9 @@ class _Bench:
                 self.o.progress(self.world.minute / end, self._state_line())
             await asyncio.sleep(POLL_REAL_S)
         self.obs.end_minute = end
+        real = time.perf_counter() - t0
+        self.obs.effective_speed = round((end - m0) * 60.0 / real, 1) if real > 0 else None
+        self.obs.speed_changes = list(self.governor.changes) if self.governor is not None else []
         if self.o.progress is not None:
             self.o.progress(1.0, self._state_line())
 
@@ -379,11 +407,6 @@ basal = {basal:.2f}
         s = self.s
         world = BenchWorld(self.clock, patient=s.patient, seed=s.seed, meals=self.meals, exercise=s.exercise)
         self.world = world
-        for f in s.faults:
-            if f.kind in DEVICE_FAULTS:
-                world.faults.add(
-                    f.kind, f.minute, f.end_minute, device=self._fault_device(f), probability=f.probability
-                )
         ble = tuple(
             {"cgm": "cgm", "pump": "pump", "heart_rate": "heart"}[role]
             for role in ("cgm", "pump", "heart_rate")
@@ -439,45 +462,73 @@ basal = {basal:.2f}
     # --- the timeline -------------------------------------------------------------------------
 
     async def _timeline(self) -> None:
+        """Play the faults, each in its own task, relative to a gateway that is up: nothing is
+        injected before the gateway has stored a live glucose reading (a slow start on a busy
+        machine would otherwise change what a scenario tests); a fault planned earlier starts
+        then, keeping its length. The applied windows (``fault_log``) are what assertions judge."""
         assert self.world is not None
-        events: list[tuple[int, int, Callable[[], Any], FaultSpec, str]] = []
-        entries: dict[int, dict[str, Any]] = {}
         for f in self.s.faults:
-            entry = {"index": f.index, "kind": f.kind, "label": f.label, "device": f.device,
-                     "planned_minute": f.minute, "planned_minutes": f.minutes,
-                     "started_minute": None, "ended_minute": None}  # fmt: skip
-            self.obs.fault_log.append(entry)
-            entries[f.index] = entry
-            if f.kind in DEVICE_FAULTS:
-                # Scheduled in the world's fault schedule; logged here at its boundaries.
-                events.append((f.minute, 0, _noop, f, "start"))
-                events.append((f.end_minute, 1, partial(self._device_fault_end, f), f, "end"))
-            elif f.kind in PROXY_PRIORITY:
-                events.append((f.minute, 0, self._apply_proxy, f, "start"))
-                events.append((f.end_minute, 1, self._apply_proxy, f, "end"))
-            elif f.kind == "clock_jump":
-                events.append((f.minute, 0, partial(self._jump, f.jump_min), f, "start"))
-                if f.minutes > 0:  # NTP steps it back
-                    events.append((f.end_minute, 1, partial(self._jump, -f.jump_min), f, "end"))
-            else:  # gateway_kill / gateway_restart: one action spanning the down time
-                events.append((f.minute, 0, partial(self._gateway_down, f), f, "start"))
-        events.sort(key=lambda e: (e[0], e[1]))
-        for minute, _, action, f, edge in events:
-            await self.world.wait_minute(minute)
-            entry = entries[f.index]
-            if edge == "start":
-                entry["started_minute"] = self.world.minute
-                entry["started_utc"] = self.world.time_at(self.world.minute).isoformat()
-            result = action()
-            if asyncio.iscoroutine(result):
-                await result
-            if (
-                edge == "end"
-                or f.kind in ("gateway_kill", "gateway_restart")
-                or (f.kind == "clock_jump" and f.minutes == 0)
-            ):
-                entry["ended_minute"] = self.world.minute
-                entry["ended_utc"] = self.world.time_at(self.world.minute).isoformat()
+            self._entries[f.index] = {"index": f.index, "kind": f.kind, "label": f.label, "device": f.device,
+                                      "planned_minute": f.minute, "planned_minutes": f.minutes,
+                                      "started_minute": None, "ended_minute": None}  # fmt: skip
+            self.obs.fault_log.append(self._entries[f.index])
+        if not self.s.faults:
+            return
+        ready = self.obs.timeline_from_minute or 0
+        await asyncio.gather(*(self._play(f, max(f.minute, ready)) for f in self.s.faults))
+
+    async def _receiving(self) -> int:
+        """The world minute at which the gateway first showed a live glucose reading (or, with no
+        CGM data at all, after ``RECEIVE_LIMIT_MIN`` or ``RECEIVE_LIMIT_REAL_S``)."""
+        assert self.world is not None
+        deadline = time.monotonic() + RECEIVE_LIMIT_REAL_S
+        while self.world.minute < RECEIVE_LIMIT_MIN and time.monotonic() < deadline:
+            self._check_tasks()
+            glucose = (self.obs.last_status or {}).get("glucose")
+            if glucose and glucose.get("age_min") is not None and glucose["age_min"] <= 10:
+                break
+            await asyncio.sleep(POLL_REAL_S / 2)
+        return self.world.minute
+
+    def _mark(self, f: FaultSpec, edge: str) -> None:
+        assert self.world is not None
+        entry, m = self._entries[f.index], self.world.minute
+        entry[f"{edge}_minute"] = m
+        entry[f"{edge}_utc"] = self.world.time_at(m).isoformat()
+
+    async def _play(self, f: FaultSpec, at: int) -> None:
+        assert self.world is not None
+        world = self.world
+        await world.wait_minute(at)
+        if f.kind in ("gateway_kill", "gateway_restart"):
+            async with self._gateway_lock:  # one stop or kill at a time
+                self._mark(f, "started")
+                await self._gateway_down(f)
+                self._mark(f, "ended")
+            return
+        start = world.minute
+        self._mark(f, "started")
+        if f.kind in DEVICE_FAULTS:
+            world.faults.add(
+                f.kind, start, start + f.minutes, device=self._fault_device(f), probability=f.probability
+            )
+        elif f.kind in PROXY_PRIORITY:
+            self._proxy_faults.add(f.index)
+            self._apply_proxy()
+        elif f.kind == "clock_jump":
+            self._jump(f.jump_min)
+            if f.minutes == 0:  # it stays
+                self._mark(f, "ended")
+                return
+        await world.wait_minute(start + f.minutes)
+        if f.kind in DEVICE_FAULTS:
+            self._device_fault_end(f)
+        elif f.kind in PROXY_PRIORITY:
+            self._proxy_faults.discard(f.index)
+            self._apply_proxy()
+        elif f.kind == "clock_jump":
+            self._jump(-f.jump_min)  # NTP steps it back
+        self._mark(f, "ended")
 
     def _device_fault_end(self, f: FaultSpec) -> None:
         if f.kind == "empty_reservoir" and self.world is not None:
@@ -485,9 +536,8 @@ basal = {basal:.2f}
 
     def _apply_proxy(self) -> None:
         """Set the proxy from every network/cloud fault active now (outage > timeout > error)."""
-        assert self.proxy is not None and self.world is not None
-        now = self.world.minute
-        active = [f for f in self.s.faults_of(*PROXY_PRIORITY) if f.minute <= now < f.end_minute]
+        assert self.proxy is not None
+        active = [f for f in self.s.faults if f.index in self._proxy_faults]
         for kind, mode in zip(PROXY_PRIORITY, ("outage", "timeout", "error"), strict=True):
             chosen = [f for f in active if f.kind == kind]
             if chosen:
@@ -501,12 +551,22 @@ basal = {basal:.2f}
 
     async def _gateway_down(self, f: FaultSpec) -> None:
         assert self.gateway is not None and self.clock is not None
-        if f.kind == "gateway_kill":
-            await self.gateway.kill()
-        else:
-            await self.gateway.stop("stop")
-        await self.clock.sleep(f.down_min * 60.0)
-        await self.gateway.start()
+        self._restarting = True
+        try:
+            if f.kind == "gateway_kill":
+                await self.gateway.kill()
+            else:
+                await self.gateway.stop("stop")
+            await self.clock.sleep(f.down_min * 60.0)
+            if self.governor is not None:
+                self.governor.hold(START_FACTOR, self._minute(), "restarting the gateway")
+            try:
+                await self.gateway.start()
+            finally:
+                if self.governor is not None:
+                    self.governor.release(self._minute())
+        finally:
+            self._restarting = False
 
     # --- observing ----------------------------------------------------------------------------
 
@@ -554,14 +614,17 @@ basal = {basal:.2f}
             await asyncio.sleep(step)
             lag = time.perf_counter() - t - step
             self.obs.max_loop_lag_s = max(self.obs.max_loop_lag_s, lag)
+            factor = self.clock.factor if self.clock is not None else self.speed
             if lag >= STALL_PROBE_S:
                 self.obs.stalls.append(
                     {
                         "minute": self._minute(),
                         "real_s": round(lag, 3),
-                        "clock_min": round(lag * self.speed / 60.0, 1),
+                        "clock_min": round(lag * factor / 60.0, 1),
                     }
                 )
+            if self.governor is not None:
+                self.governor.on_lag(lag, self._minute())
 
     # --- the end ------------------------------------------------------------------------------
 
@@ -572,6 +635,9 @@ basal = {basal:.2f}
         assert self.world is not None and self.clock is not None and self.gateway is not None
         for task in self._tasks:
             if task.get_name() == "hil-timeline" and not task.done():
+                while self._restarting and not task.done():  # let a gateway restart finish
+                    self._check_tasks()
+                    await asyncio.sleep(POLL_REAL_S)
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -632,10 +698,6 @@ basal = {basal:.2f}
             await asyncio.to_thread(self.cloud.stop)
 
 
-def _noop() -> None:
-    return None
-
-
 def _toml(v: Any) -> str:
     return json.dumps(v)
 
@@ -665,8 +727,8 @@ def warm_up(s: Scenario) -> None:
 
     warm_kernels()  # every numba kernel the gateway's stages use (from the cache when warm)
     VirtualPatient(load_patient(s.patient)).step(0.0, 0.0)
-    # Import what the gateway and the simulators load on start-up now: at x2400 every real
-    # second of importing is 40 simulated minutes.
+    # Import what the gateway and the simulators load on start-up now: at x1800 every real
+    # second of importing is 30 simulated minutes.
     modules = [
         "edgetwin.gateway.runtime", "edgetwin.gateway.decide", "edgetwin.gateway.living_twin", "edgetwin.gateway.status", "edgetwin.gateway.watchdog",
         "edgetwin.gateway.trendtwin", "edgetwin.gateway.sync_stage", "edgetwin.store",

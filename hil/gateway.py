@@ -45,7 +45,7 @@ STOP_TIMEOUT_S = 30.0
 """Real seconds a gateway process gets to exit on SIGTERM before the bench kills it."""
 STOP_GRACE_S = 2.0
 """Real seconds ``Gateway.stop()`` normally needs several times over (it takes well under half a
-second); at x2400 every second waited is 40 clock minutes of the scenario's timeline."""
+second); at x1800 every second waited is 30 clock minutes of the scenario's timeline."""
 STOP_ROUNDS = 4
 GATEWAY_TASKS = ("device-", "cycle", "watchdog", "sync")
 """Names of the gateway's own tasks (``edgetwin.gateway.runtime``)."""

@@ -38,12 +38,12 @@ def overview(data: RunData, path: Path) -> Path:
     s = data.scenario
     fig.suptitle(f"{s.name}: {s.patient}, {s.mode}, {s.hours:g} h", fontsize=12, x=0.01, ha="left")
 
+    applied = data.applied_faults()
     for ax in axes:
-        for f in s.faults:
-            if f.minute <= data.end_minute and f.kind not in ("clock_jump",):
-                ax.axvspan(
-                    f.minute * h, min(f.end_minute, data.end_minute) * h, color=FAULT_COLOUR, alpha=0.07, lw=0
-                )
+        for f, start in applied:
+            if f.kind not in ("clock_jump", "gateway_kill", "gateway_restart"):
+                end = min(start + f.minutes, data.end_minute)
+                ax.axvspan(start * h, end * h, color=FAULT_COLOUR, alpha=0.07, lw=0)
         ax.grid(True, color="#e6e6e6", lw=0.6)
 
     # 1. glucose
@@ -136,22 +136,16 @@ def overview(data: RunData, path: Path) -> Path:
 
     # 4. faults and gateway down time
     labels: list[str] = []
-    for f in s.faults:
-        if f.minute > data.end_minute:
-            continue
+    for f, start in applied:
         label = f.label
         if label not in labels:
             labels.append(label)
         y = labels.index(label)
         width = max(f.minutes, 3) if f.kind != "clock_jump" else 3
-        ax_f.barh(y, width * h, left=f.minute * h, height=0.6, color=FAULT_COLOUR, alpha=0.75)
+        ax_f.barh(y, width * h, left=start * h, height=0.6, color=FAULT_COLOUR, alpha=0.75)
         if f.kind == "clock_jump":
             ax_f.annotate(
-                f"{f.jump_min:+g} min",
-                (f.minute * h, y),
-                fontsize=7,
-                xytext=(4, -3),
-                textcoords="offset points",
+                f"{f.jump_min:+g} min", (start * h, y), fontsize=7, xytext=(4, -3), textcoords="offset points"
             )
     down = []
     lives = data.lives

@@ -145,6 +145,8 @@ def build_report(
         "drain": obs.drain,
         "status_polls": len(obs.samples),
         "status_errors": obs.status_errors,
+        "effective_speed": obs.effective_speed,
+        "speed_changes": obs.speed_changes,
         "max_event_loop_lag_s": round(obs.max_loop_lag_s, 3),
         "stalls": obs.stalls,
     }
@@ -260,6 +262,11 @@ def report_markdown(doc: dict[str, Any]) -> str:
             f"Ran {run['start_utc'][:16]} to {run['end_utc'][:16]} UTC (clock time) in {run['wall_s']:g} s of real time at "
             f"x{run['speed']:g}; gateway lives: {len(run['gateway_lives'])}; drain {_fmt(run['drain'].get('clock_min'))} clock min."
         )
+        if run.get("speed_changes"):
+            lines.append(
+                f"The machine could not keep up at x{run['speed']:g}: the bench slowed its clock "
+                f"{len(run['speed_changes'])} time(s) (effective x{_fmt(run.get('effective_speed'))})."
+            )
     hung = [life for life in run.get("gateway_lives", []) if life.get("stop_hung")]
     for life in hung:
         lines.append(

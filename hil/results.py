@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from edgetwin.gateway.config import GatewayConfig
 from edgetwin.timeutil import from_epoch_ms, to_epoch_ms
-from hil.scenario import Scenario
+from hil.scenario import FaultSpec, Scenario
 from hil.world import BenchWorld, PumpCommandRecord, SensorLogEntry
 
 __all__ = ["MATCH_TOLERANCE_S", "Match", "RunData", "collect", "match_readings", "missing_readings"]
@@ -238,6 +238,16 @@ class RunData:
         if not candidates:
             return m
         return next((c for c in candidates if c >= after), candidates[-1])
+
+    def applied_faults(self, kind: str | None = None) -> list[tuple[FaultSpec, float]]:
+        """Faults (of ``kind``) that were injected, with the world minute each started (the
+        bench starts a fault planned before the gateway was up once it is)."""
+        specs = {f.index: f for f in self.scenario.faults}
+        return [
+            (specs[e["index"]], float(e["started_minute"]))
+            for e in self.obs.fault_log
+            if e.get("started_minute") is not None and (kind is None or e["kind"] == kind)
+        ]
 
     def offset_at(self, world_minute: float) -> float:
         """Minutes the gateway's wall clock was ahead of true time at ``world_minute``."""
