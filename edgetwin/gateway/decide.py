@@ -15,7 +15,7 @@
    pump's read-back stored after; a command the pump does not confirm sounds an alarm. Nothing
    the gate refused or that needs confirmation is ever sent.
 
-Suggestions need the living twin's ensemble; with the interim trend tracker the stage is off.
+Suggestions are computed on the living twin's ensemble (``Twin.ensemble()``).
 """
 
 from __future__ import annotations

@@ -91,14 +91,10 @@ CHECKPOINT_PREFIX = "gateway/"
 
 
 def default_twin_factory(cfg: GatewayConfig | None = None) -> TwinFactory:
-    """The twin this build runs: the living twin when ``edgetwin.twin.twin`` is installed,
-    otherwise the interim CGM-trend tracker (the status page names which)."""
-    try:
-        from edgetwin.gateway.living_twin import LivingTwinFactory
-    except ImportError:
-        from edgetwin.gateway.trendtwin import TrendTwinFactory
+    """The living twin (:mod:`edgetwin.gateway.living_twin`); it takes the pump's delivery
+    reports when a pump is configured, the scheduled basal otherwise."""
+    from edgetwin.gateway.living_twin import LivingTwinFactory
 
-        return TrendTwinFactory()
     return LivingTwinFactory(delivered_insulin=cfg is not None and "pump" in cfg.devices)
 
 
@@ -533,8 +529,8 @@ class Gateway:
         now = self.clock.now_utc()
         window = (now - RESUME_WINDOW, now + timedelta(days=1))
         if src.role == "cgm":
-            got = await self.store.call(lambda s: s.cgm_between(*window, device_id=src.device_id))
-            return contiguous_resume(got)
+            readings = await self.store.call(lambda s: s.cgm_between(*window, device_id=src.device_id))
+            return contiguous_resume(readings)
         if src.role == "pump":
             got = await self.store.call(lambda s: s.insulin_between(*window))
             seqs = [d.sequence for d in got if d.device_id == src.device_id and d.sequence is not None]

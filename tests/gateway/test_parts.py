@@ -1,4 +1,4 @@
-"""The gateway's small parts: the interim trend twin, JSON logs, notifiers, systemd notify,
+"""The gateway's small parts: the test trend twin, JSON logs, notifiers, systemd notify,
 the minute map and the wall-clock guard."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from edgetwin.gateway import systemd
 from edgetwin.gateway.alarms import AlarmCenter, CommandNotifier
 from edgetwin.gateway.logs import JsonFormatter
 from edgetwin.gateway.timekeeping import MinuteMap, WallClockGuard, device_skew_s
-from edgetwin.gateway.trendtwin import TrendTwin
 from edgetwin.messages import Alarm
 from tests.gateway.helpers import START, CollectingNotifier
+from tests.gateway.trend_twin import TrendTwin
 
 
 def test_trend_twin_follows_a_trend_and_widens_its_band() -> None:

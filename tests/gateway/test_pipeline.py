@@ -15,10 +15,10 @@ import pytest
 from edgetwin.clock import ScaledClock
 from edgetwin.gateway import Gateway, GatewayLockedError, StartupError
 from edgetwin.gateway.devices import OpenedDevices
-from edgetwin.gateway.trendtwin import TrendTwinFactory
 from edgetwin.messages import CgmReading
 from edgetwin.store import Store, StoreCorruptError, StoreFullError
 from tests.gateway.helpers import START, CollectingNotifier, ScriptedCgm, make_config
+from tests.gateway.trend_twin import TrendTwinFactory
 
 FAST = 3000.0  # 5 clock minutes in 0.1 s
 
@@ -244,7 +244,7 @@ async def test_real_drivers_on_simulated_devices_over_the_virtual_radio_and_a_pt
     clock = ScaledClock(START, 2000.0)
     devs = {"cgm": "ble-sim:cgm", "pump": "serial-sim:pump", "heart_rate": "ble-sim:heart"}
     cfg = make_config(tmp_path, devices=devs, sim={"seed": 2})
-    async with Gateway(cfg, clock=clock) as gw:
+    async with Gateway(cfg, clock=clock, twin_factory=TrendTwinFactory()) as gw:  # the drivers are the point
         await _run_for(clock, 4 * 60)
         assert gw.devices.world is not None
         await _until(lambda: all(gw.health[r].records > 10 for r in ("cgm", "pump", "heart_rate")), 30)
@@ -254,7 +254,7 @@ async def test_real_drivers_on_simulated_devices_over_the_virtual_radio_and_a_pt
         assert gw.health["pump"].device_id.startswith("serial:")
         assert gw.state.forecast is not None
         assert "no_glucose_data" not in gw.alarms.active
-    async with Gateway(dataclasses.replace(cfg), clock=clock) as gw:
+    async with Gateway(dataclasses.replace(cfg), clock=clock, twin_factory=TrendTwinFactory()) as gw:
         assert gw.state.restored_from_utc is not None
         await _run_for(clock, 60)
         await _until(lambda: gw.health["cgm"].records > 10, 30)

@@ -17,8 +17,8 @@ from edgetwin.clock import ScaledClock
 from edgetwin.gateway import Gateway
 from edgetwin.gateway.devices import OpenedDevices
 from edgetwin.gateway.status import trend_arrow
-from edgetwin.gateway.trendtwin import TrendTwinFactory
 from tests.gateway.helpers import START, ScriptedCgm, make_config
+from tests.gateway.trend_twin import TrendTwinFactory
 
 BROWSER_FLAGS = [
     "--headless",

@@ -11,8 +11,8 @@ from edgetwin.clock import ScaledClock
 from edgetwin.gateway import Gateway
 from edgetwin.gateway.demo import LocalCloud
 from edgetwin.gateway.devices import OpenedDevices
-from edgetwin.gateway.trendtwin import TrendTwinFactory
 from tests.gateway.helpers import START, CollectingNotifier, ScriptedCgm, make_config
+from tests.gateway.trend_twin import TrendTwinFactory
 
 pytest.importorskip("sync.cloud.server", reason="the sync package is part of this build")
 

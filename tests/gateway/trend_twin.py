@@ -1,10 +1,8 @@
-"""An interim glucose tracker for the runtime while the living twin (``edgetwin.twin.Twin``) is
-not installed: it follows the CGM and forecasts by damped linear trend with a widening band.
-
-It satisfies :class:`~edgetwin.gateway.ports.TwinPort` (same method names and minute clock as
-the living twin) so the pipeline, checkpoints, restarts and the status page run end to end. It
-has no physiology: insulin and carbohydrate are recorded (and checkpointed) but do not move its
-forecast. The status page names it, so nobody mistakes it for the model.
+"""A cheap twin for the tests of the gateway's own mechanics (store-first acknowledgement,
+restarts, alarms, the status page): it follows the CGM and forecasts by damped linear trend with
+a widening band, fast and predictable, where the living twin would make an accelerated clock
+lag. It satisfies :class:`~edgetwin.gateway.ports.TwinPort` like ``edgetwin.twin.Twin``, and is
+injected through ``Gateway(twin_factory=TrendTwinFactory())``. It has no physiology.
 
 Forecast: slope from a least-squares fit over the last ``FIT_WINDOW_MIN`` of readings, damped
 with time constant ``DAMPING_MIN``; the band's standard deviation grows linearly with the
@@ -156,7 +154,7 @@ class TrendTwin:
 class TrendTwinFactory:
     format = "trend"
     version = CHECKPOINT_VERSION
-    description = "CGM trend extrapolation (interim: the living twin is not installed)"
+    description = "CGM trend extrapolation (test twin)"
 
     def new(self, profile: TherapyProfile, minute_of_day_at_zero: int, seed: int) -> TrendTwin:
         return TrendTwin()
