@@ -490,9 +490,9 @@ basal = {basal:.2f}
             await asyncio.sleep(POLL_REAL_S / 2)
         return self.world.minute
 
-    def _mark(self, f: FaultSpec, edge: str) -> None:
+    def _mark(self, f: FaultSpec, edge: str, minute: int | None = None) -> None:
         assert self.world is not None
-        entry, m = self._entries[f.index], self.world.minute
+        entry, m = self._entries[f.index], self.world.minute if minute is None else minute
         entry[f"{edge}_minute"] = m
         entry[f"{edge}_utc"] = self.world.time_at(m).isoformat()
 
@@ -506,8 +506,11 @@ basal = {basal:.2f}
                 await self._gateway_down(f)
                 self._mark(f, "ended")
             return
-        start = world.minute
-        self._mark(f, "started")
+        # The world has already simulated this minute: a device fault's window opens with the
+        # next one (a window starting now would never "start" for the devices, and a sensor
+        # change keys on its first minute).
+        start = world.minute + (1 if f.kind in DEVICE_FAULTS else 0)
+        self._mark(f, "started", start)
         if f.kind in DEVICE_FAULTS:
             world.faults.add(
                 f.kind, start, start + f.minutes, device=self._fault_device(f), probability=f.probability
