@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "edgetwin.cli.backtest",
     "edgetwin.cli.whatif",
     "edgetwin.cli.trial",
+    "edgetwin.cli.hil",
 )
 
 
