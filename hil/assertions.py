@@ -429,18 +429,25 @@ def _unconfirmed_reported(a: AssertionSpec, d: RunData) -> tuple[str, str, dict[
     if not gateway:
         return "skip", "no gateway command reached the pump in this run (nothing to confirm)", {}
     unapplied = [c for c in gateway if not c.applied and c.response == "SUCCESS"]
+    # cancelling a temp basal that had already ended leaves the pump as asked: the pump answers
+    # "not applicable" and the read-back rightly confirms no temp basal runs
+    moot = [c for c in gateway if c.kind == "cancel_temp_basal" and c.response == "PROCEDURE_NOT_APPLICABLE"]
     applied = [c for c in gateway if c.applied]
     confirmed = sum(1 for r in d.command_results if r.confirmed)
     unconfirmed = sum(1 for r in d.command_results if not r.confirmed)
     values = {
         "pump_applied": len(applied),
+        "cancels_with_nothing_to_cancel": len(moot),
         "pump_answered_success_without_applying": len(unapplied),
         "stored_confirmed": confirmed,
         "stored_not_confirmed": unconfirmed,
     }
     problems = []
-    if confirmed > len(applied):
-        problems.append(f"{confirmed} results stored as confirmed but the pump applied only {len(applied)}")
+    if confirmed > len(applied) + len(moot):
+        problems.append(
+            f"{confirmed} results stored as confirmed but the pump applied only {len(applied)}"
+            + (f" (and {len(moot)} cancel(s) of a temp basal that had already ended)" if moot else "")
+        )
     if unconfirmed < len(unapplied):
         problems.append(
             f"{len(unapplied)} commands were not applied but only {unconfirmed} stored as not confirmed"

@@ -102,7 +102,7 @@ def overview(data: RunData, path: Path) -> Path:
             label="insulin delivered (U/h, 5-min mean, cut at 10)",
         )
     for c in data.pump_commands:
-        if c.kind == "bolus" and c.applied:
+        if c.kind == "bolus" and c.applied and c.minute <= data.end_minute:
             colour = "#2ca02c" if c.source == "patient" else "#9467bd"
             ax_i.vlines(c.minute * h, 0, c.units or 0, color=colour, lw=2)
     ax_i.plot([], [], color="#2ca02c", lw=2, label="meal bolus (U)")

@@ -316,7 +316,9 @@ def collect(
         suggestions = list(store.suggestions_between(w0, w1))
         decisions = list(store.decisions_between(w0, w1))
         alarms = list(store.alarms(w0, w1))
-        commands = store.history(w0, w1, kinds=("pump_command", "command_result"))
+        commands = store.history(
+            w0, max(w1, world.time_at(world.minute) + timedelta(hours=1)), kinds=("pump_command", "command_result")
+        )
         counts = dict(store.counts())
         backlog = int(store.outbox_backlog())
     simulated = s.devices.get("cgm") in ("ble-sim", "serial-sim")
@@ -346,7 +348,9 @@ def collect(
         insulin_u=_arr(world.insulin_u, n),
         carbs_g=_arr(world.carbs_g, n),
         sensor_log=[e for e in world.sensor_log if e.record.world_minute <= end],
-        pump_commands=[c for c in world.recording_pump.commands if c.minute <= end],
+        # every command the pump saw, also while the bench drained after the scenario's end (the
+        # gateway keeps deciding then): safety and confirmation checks judge them all
+        pump_commands=list(world.recording_pump.commands),
         meals=[m for m in world.meals if m.minute <= end],
         cgm=cgm,
         insulin=insulin,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -47,6 +46,7 @@ from devices.codecs.ids import (
 from devices.codecs.mapping import insulin_delivery, pump_status
 from devices.codecs.racp import Racp, RacpOperator, RacpProfile, RacpResponseCode
 from devices.errors import DecodeError, DeviceUnavailableError, ProtocolError
+from devices.readback import temp_basal_took
 from devices.timing import Backoff
 from edgetwin.clock import Clock, RealClock
 from edgetwin.messages import CommandResult, InsulinDelivery, PumpCommand, PumpCommandKind, PumpStatus
@@ -54,8 +54,6 @@ from edgetwin.messages import CommandResult, InsulinDelivery, PumpCommand, PumpC
 __all__ = ["BlePump"]
 
 log = logging.getLogger(__name__)
-
-RATE_TOLERANCE_U_PER_H = 0.05  # the pump may round a rate down to its 0.05 U/h increment
 
 
 class BlePump:
@@ -284,21 +282,22 @@ class BlePump:
         kind = c.kind
         if kind is PumpCommandKind.TEMP_BASAL:
             assert c.rate_u_per_h is not None and c.duration_min is not None
-            code = await self._command(SetTempBasal(c.rate_u_per_h, int(round(c.duration_min)), self._next()))
+            minutes = int(round(c.duration_min))
+            sent = self.clock.monotonic()
+            code = await self._command(SetTempBasal(c.rate_u_per_h, minutes, self._next()))
             if code is not IdsResponseCode.SUCCESS:
                 return False, f"pump refused: {code.name}"
             basal = await self._reader(IdsOpcode.GET_ACTIVE_BASAL_RATE)
             assert isinstance(basal, ActiveBasalRate)
             tbr = basal.temp_basal_u_per_h
-            ok = (
-                tbr is not None
-                and math.isfinite(tbr)
-                and 0 <= c.rate_u_per_h - tbr <= RATE_TOLERANCE_U_PER_H + 1e-9
-            )
+            left = basal.temp_basal_remaining_min if tbr is not None else None
+            elapsed_min = (self.clock.monotonic() - sent) / 60.0
+            ok = temp_basal_took(c.rate_u_per_h, minutes, tbr, left, elapsed_min)
             return ok, (
-                f"temp basal {tbr} U/h for {basal.temp_basal_remaining_min} min"
+                f"temp basal {tbr} U/h for {left} min"
                 if ok
-                else f"read-back shows temp basal {tbr!r} U/h, asked {c.rate_u_per_h} U/h"
+                else f"read-back shows temp basal {tbr!r} U/h with {left} min left, asked "
+                f"{c.rate_u_per_h} U/h for {minutes} min"
             )
         if kind is PumpCommandKind.CANCEL_TEMP_BASAL:
             code = await self._command(CancelTempBasal(self._next()))

@@ -32,6 +32,7 @@ from devices.codecs.ids import (
 )
 from devices.codecs.mapping import insulin_delivery, pump_status
 from devices.errors import DecodeError, DeviceUnavailableError, ProtocolError
+from devices.readback import temp_basal_took
 from devices.serial.link import MessageLink
 from devices.serial.messages import CgmFlags, CgmRecord, DeviceKind, Msg, u32
 from devices.serial.port import SerialPort
@@ -319,6 +320,7 @@ class SerialPump:
             msg = SetTherapyControlState(
                 TherapyControlState.PAUSE if k is PumpCommandKind.SUSPEND else TherapyControlState.RUN
             )
+        sent = self.clock.monotonic()
         reply = IdsResponse.from_bytes(
             await self._ask(
                 bytes([Msg.PUMP_COMMAND]) + bytes(msg),  # type: ignore[call-overload]
@@ -330,8 +332,10 @@ class SerialPump:
         st, basal, bolus, _ = await self._status_records()
         if k is PumpCommandKind.TEMP_BASAL:
             tbr = basal.temp_basal_u_per_h
-            ok = tbr is not None and 0 <= (c.rate_u_per_h or 0) - tbr <= 0.05 + 1e-9
-            return ok, f"read-back temp basal {tbr!r} U/h"
+            left = basal.temp_basal_remaining_min if tbr is not None else None
+            elapsed_min = (self.clock.monotonic() - sent) / 60.0
+            ok = temp_basal_took(c.rate_u_per_h or 0.0, round(c.duration_min or 0), tbr, left, elapsed_min)
+            return ok, f"read-back temp basal {tbr!r} U/h, {left} min left"
         if k is PumpCommandKind.CANCEL_TEMP_BASAL:
             return basal.temp_basal_u_per_h is None, "read-back temp basal cancelled"
         if k is PumpCommandKind.BOLUS:
