@@ -317,7 +317,9 @@ def collect(
         decisions = list(store.decisions_between(w0, w1))
         alarms = list(store.alarms(w0, w1))
         commands = store.history(
-            w0, max(w1, world.time_at(world.minute) + timedelta(hours=1)), kinds=("pump_command", "command_result")
+            w0,
+            max(w1, world.time_at(world.minute) + timedelta(hours=1)),
+            kinds=("pump_command", "command_result"),
         )
         counts = dict(store.counts())
         backlog = int(store.outbox_backlog())
