@@ -27,6 +27,7 @@ The format (every table but ``[profile]``, ``[limits]`` and ``[devices]`` is opt
     alarm_repeat_min = 5             # an unresolved alarm sounds again this often
     device_stall_min = 15            # a device task silent this long is restarted
     pump_silent_alarm_min = 20       # (with a pump) no pump status for this long: alarm
+    reservoir_low_u = 10             # (with a pump) reservoir below this many units: warning
 
     [devices]                        # devices by name string (devices.names)
     cgm = "ble:AA:BB:CC:DD:EE:01"    # required; or "serial:/dev/ttyUSB0?baud=115200", "ble-sim:cgm"
@@ -104,6 +105,8 @@ class WatchdogConfig:
     alarm_repeat_min: float = 5.0
     device_stall_min: float = 15.0
     pump_silent_alarm_min: float = 20.0
+    reservoir_low_u: float = 10.0
+    """Reservoir (U) below which the patient is warned; an empty one (or an occlusion) is urgent."""
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
         alarm_repeat_min=wd.num("alarm_repeat_min", 5.0, 1.0, 30.0),
         device_stall_min=wd.num("device_stall_min", 15.0, 2.0, 120.0),
         pump_silent_alarm_min=wd.num("pump_silent_alarm_min", 20.0, 5.0, 120.0),
+        reservoir_low_u=wd.num("reservoir_low_u", 10.0, 0.0, 100.0),
     )
     wd.finish()
 

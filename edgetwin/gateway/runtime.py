@@ -51,6 +51,7 @@ from edgetwin.gateway.config import GatewayConfig
 from edgetwin.gateway.devices import OpenedDevices, open_devices
 from edgetwin.gateway.errors import GatewayLockedError, StartupError
 from edgetwin.gateway.ports import DeviceSource, ForecastBand, Notifier, ResumePoint, TwinFactory, TwinPort
+from edgetwin.gateway.pumpalarms import check_pump_status
 from edgetwin.gateway.timekeeping import (
     FUTURE_TOLERANCE_S,
     SKEW_WARN_S,
@@ -634,6 +635,7 @@ class Gateway:
             self._to_twin(record, event_id)
         elif isinstance(record, PumpStatus):
             self._last_pump_mono = self.clock.monotonic()
+            await check_pump_status(self.alarms, record, self.cfg.watchdog, self.clock.now_utc())
         elif isinstance(record, HeartRateReading):
             pass
         return True
