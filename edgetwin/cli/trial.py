@@ -1,7 +1,7 @@
 """``edgetwin trial``: closed-loop virtual trials over the cohort.
 
 Contract: ``edgetwin trial --cohort adult|adolescent|child|all --days N --seed S
---controller twin|basal-bolus --out R.json [--plot DIR]``. ``R.json`` holds per-patient and
+--controller twin|basal-bolus --out R.json [--plot DIR] [--runner SPEC]``. ``R.json`` holds per-patient and
 aggregate ``tir_70_180_pct``, ``tbr_70_pct``, ``tbr_54_pct``, ``tar_180_pct``, ``tar_250_pct``,
 ``mean_mg_dl``, ``cv_pct``, ``lbgi``, ``hbgi``, ``total_insulin_u`` and ``gate_interventions``
 (count by rule); see :mod:`edgetwin.trial.report` for the whole layout. A summary table prints;
@@ -42,6 +42,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--patients", metavar="NAME[,NAME]", help="only these patients of the cohort")
     p.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    p.add_argument(
+        "--runner",
+        metavar="SPEC",
+        help="run the patients on a job runner instead of local processes: dask://HOST:PORT, ray, "
+        "ray://HOST:PORT (the cloud's runners, edgetwin.runner; local:N is --workers N)",
+    )
     p.add_argument("--no-reference", action="store_true", help="with --controller twin, skip basal-bolus")
     p.add_argument("--carb-error", type=float, default=0.3, help="carb-count error, ± fraction (default 0.3)")
     p.add_argument("--missed-bolus", type=float, default=0.05, help="probability a meal goes unannounced")
@@ -54,7 +60,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgetwin.cli import UsageError
     from edgetwin.model.cohort import cohort_names
-    from edgetwin.trial.cohort import run_jobs
+    from edgetwin.trial.cohort import run_jobs, run_on_runner
     from edgetwin.trial.report import build_report, format_table, write_plots, write_report
     from edgetwin.trial.run import PatientJob, TrialSettings
 
@@ -95,7 +101,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    outcomes = run_jobs(jobs, args.workers, progress)
+    if args.runner and not (args.runner == "local" or args.runner.startswith("local:")):
+        outcomes = run_on_runner(jobs, args.runner)
+    else:
+        workers = args.workers
+        if args.runner and args.runner.startswith("local:"):
+            workers = int(args.runner.split(":", 1)[1]) if args.runner[6:].isdigit() else 0
+            if workers < 1:
+                raise UsageError(f"--runner {args.runner}: local:N needs N >= 1")
+        outcomes = run_jobs(jobs, workers, progress)
     main = [o for o in outcomes if o.controller == args.controller]
     reference = [o for o in outcomes if o.controller == "basal-bolus"] if with_reference else None
     report = build_report(

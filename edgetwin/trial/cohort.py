@@ -15,7 +15,7 @@ from multiprocessing import get_context
 
 from edgetwin.trial.run import PatientJob, PatientOutcome, run_patient
 
-__all__ = ["METRIC_KEYS", "aggregate", "run_jobs"]
+__all__ = ["METRIC_KEYS", "aggregate", "run_jobs", "run_on_runner"]
 
 METRIC_KEYS = (
     "tir_70_180_pct",
@@ -59,6 +59,23 @@ def run_jobs(
                 if progress:
                     progress(results[i], done, n)  # type: ignore[arg-type]
     return [r for r in results if r is not None]
+
+
+def run_on_runner(jobs: Sequence[PatientJob], spec: str) -> list[PatientOutcome]:
+    """Run every job on the job runner ``spec`` names (:func:`edgetwin.runner.make_runner`: a Dask
+    scheduler or a Ray cluster, as the cloud's re-personalisation uses); raises the first job's
+    error, if any, after all have run."""
+    from edgetwin.runner import make_runner
+
+    runner = make_runner(spec)
+    try:
+        results = runner.map(run_patient, list(jobs))
+    finally:
+        runner.close()
+    for job, r in zip(jobs, results, strict=True):
+        if isinstance(r, BaseException):
+            raise RuntimeError(f"trial of {job.patient} ({job.controller}) failed on {spec}: {r}") from r
+    return list(results)
 
 
 def aggregate(outcomes: Sequence[PatientOutcome], days: int) -> dict[str, dict[str, object]]:

@@ -146,3 +146,19 @@ def test_trial_command_refuses_bad_arguments(tmp_path: Path, capsys: pytest.Capt
     assert main(["trial", "--days", "1", "--out", str(tmp_path / "no" / "R.json"), "--patients", "adult#001",
                  "--controller", "basal-bolus", "--workers", "1"]) == 2  # fmt: skip
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_trial_runs_on_a_job_runner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--runner`` hands the patients to edgetwin.runner (here its local process pool, the same
+    interface a Dask or Ray cluster offers); unknown runners are refused."""
+    from edgetwin.trial.cohort import run_on_runner
+
+    jobs = [PatientJob(n, "basal-bolus", ONE_DAY) for n in ("adult#001", "adult#002")]
+    outcomes = run_on_runner(jobs, "local:2")
+    direct = run_patient(jobs[1])
+    assert [o.patient for o in outcomes] == ["adult#001", "adult#002"]
+    assert outcomes[1].metrics == direct.metrics  # same days, same noise: same figures
+    out = str(tmp_path / "R.json")
+    assert main(["trial", "--days", "1", "--out", out, "--runner", "nowhere://x"]) == 2
+    assert "unknown job runner" in capsys.readouterr().err
+    assert main(["trial", "--days", "1", "--out", out, "--runner", "local:0"]) == 2
