@@ -140,6 +140,41 @@ class CycleStats:
     wall_s_last: float = 0.0
 
 
+STOP_ROUND_S = 1.0
+"""Real seconds a stop waits for cancelled tasks before cancelling the stragglers again."""
+STOP_ROUNDS = 5
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> list[str]:
+    """Cancel ``tasks`` and wait for them to end; returns the names of any that would not.
+
+    A task can swallow one cancellation (on Python 3.11 ``asyncio.wait_for`` returns its result
+    instead of raising when the awaited future completes in the same loop iteration as the
+    cancel), so the stragglers are cancelled again each round; a stop never waits for ever and
+    the final checkpoint is still written."""
+    pending = {t for t in tasks if not t.done()}
+    for t in pending:
+        t.cancel()
+    for _ in range(STOP_ROUNDS):
+        if not pending:
+            break
+        _, pending = await asyncio.wait(pending, timeout=STOP_ROUND_S)
+        for t in pending:
+            log.warning("task %s ignored its cancellation; cancelling again", t.get_name(),
+                        extra={"event": "stop_straggler", "task": t.get_name()})  # fmt: skip
+            t.cancel()
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                t.result()  # retrieve it: an error at stop is not worth a "never retrieved" warning
+    stuck = sorted(t.get_name() for t in pending)
+    if stuck:
+        log.error(
+            "tasks still running after the stop: %s", stuck, extra={"event": "stop_stuck", "tasks": stuck}
+        )
+    return stuck
+
+
 @dataclass
 class GatewayState:
     """What the status page shows; updated by the pipeline."""
@@ -317,12 +352,7 @@ class Gateway:
         """Stop tasks, save a last checkpoint, close the store, release the lock."""
         systemd.notify("STOPPING=1")
         self._stopping.set()
-        tasks = [*self._device_tasks.values(), *self._tasks.values()]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait([*self._device_tasks.values(), *self._tasks.values()])
         self._device_tasks.clear()
         self._tasks.clear()
         if self._status_server is not None:

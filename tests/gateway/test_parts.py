@@ -3,6 +3,7 @@ the minute map and the wall-clock guard."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -169,3 +170,28 @@ def test_a_device_resumes_at_the_first_hole_not_after_the_newest_reading() -> No
     assert got.last_sequence == 4 and got.last_time_utc == START + timedelta(minutes=20)
     assert contiguous_resume([r(s) for s in range(7)]).last_sequence == 6
     assert contiguous_resume([]).last_sequence is None
+
+
+@pytest.mark.asyncio
+async def test_stop_cancels_again_a_task_that_swallowed_its_cancellation() -> None:
+    from edgetwin.gateway.runtime import cancel_and_wait
+
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # what asyncio.wait_for can do on Python 3.11
+
+    async def plain() -> None:
+        await asyncio.sleep(3600)
+
+    tasks = [asyncio.create_task(stubborn(), name="stubborn"), asyncio.create_task(plain(), name="plain")]
+    await asyncio.sleep(0)
+    assert await cancel_and_wait(tasks) == []
+    assert swallowed == 1 and all(t.done() for t in tasks)
