@@ -26,9 +26,16 @@ if TYPE_CHECKING:
 __all__ = ["TwinSetup", "add_twin_arguments", "register", "start_twin"]
 
 
-def add_twin_arguments(p: argparse.ArgumentParser) -> None:
-    """The starting-twin and history options of ``forecast``, ``backtest`` and ``whatif``."""
+def add_twin_arguments(p: argparse.ArgumentParser, *, gateway: bool = False) -> None:
+    """The starting-twin and history options of ``forecast``, ``backtest`` and ``whatif``
+    (``gateway``: also ``--config FILE``, the twin a gateway runs, with no history needed)."""
     src = p.add_mutually_exclusive_group(required=True)
+    if gateway:
+        src.add_argument(
+            "--config",
+            metavar="FILE",
+            help="the gateway's twin now: its last checkpoint and the readings stored since (read-only)",
+        )
     src.add_argument(
         "--patient", metavar="NAME", help="start from this known virtual patient (adult#001 ...)"
     )
@@ -37,7 +44,12 @@ def add_twin_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PROFILE.toml",
         help="start from a therapy profile alone and personalise from the history (format: README)",
     )
-    p.add_argument("--history", metavar="H.csv", required=True, help="minute,cgm_mg_dl,cho_g,insulin_u")
+    p.add_argument(
+        "--history",
+        metavar="H.csv",
+        required=not gateway,
+        help="minute,cgm_mg_dl,cho_g,insulin_u" + (" (with --patient or --profile)" if gateway else ""),
+    )
     p.add_argument(
         "--start-time",
         default="00:00",

@@ -4,6 +4,10 @@
 [--planned ITEMS] [--bolus U] [--temp-basal RATE:MIN] [--meal G] [--skip-bolus]
 [--scenario NAME=ITEMS]... [--out W.csv]``
 
+``edgetwin whatif --config GATEWAY.toml [options]`` asks the twin a gateway runs: its last
+checkpoint in the gateway's store and the readings stored since, opened read-only (the running
+gateway is not disturbed), with the gateway's therapy profile.
+
 Every scenario is compared with "as planned" (scheduled basal plus ``--planned``). ITEMS is a
 comma-separated list of ``bolus:U``, ``temp:RATE_U_PER_H:DURATION_MIN``, ``meal:GRAMS`` and
 ``skip-bolus`` (drops the planned boluses), each optionally ``@MIN`` minutes from now. The
@@ -30,7 +34,7 @@ def register(sub: Any) -> None:
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_twin_arguments(p)
+    add_twin_arguments(p, gateway=True)
     p.add_argument("--horizon", type=int, default=240, metavar="MIN", help="minutes ahead (default 240)")
     p.add_argument(
         "--planned", default="", metavar="ITEMS", help="what is planned anyway, e.g. meal:60,bolus:6"
@@ -104,14 +108,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--horizon must be in [5, 1440] minutes")
     scenarios = build_scenarios(args)
     planned = Scenario("planned", parse_items(args.planned, where="--planned")).plan(_empty_plan())
-    history = History.from_csv(args.history)
-    setup = start_twin(args, history)
-    twin = setup.twin
-    feed(twin, history, setup.feed_from, history.last_minute)
+    if args.config:
+        if args.history:
+            raise UsageError("--history goes with --patient or --profile; --config reads the gateway's store")
+        twin, note = gateway_twin(args.config)
+    else:
+        if not args.history:
+            raise UsageError("--history H.csv is required with --patient or --profile")
+        history = History.from_csv(args.history)
+        setup = start_twin(args, history)
+        twin, note = setup.twin, setup.note
+        feed(twin, history, setup.feed_from, history.last_minute)
     report = twin.whatif(scenarios, horizon_min=args.horizon, planned=planned)
     p10, p50, p90 = twin.glucose_now()
     print(
-        f"What-if on the twin ({setup.note}) at minute {report.issued_minute}: glucose now "
+        f"What-if on the twin ({note}) at minute {report.issued_minute}: glucose now "
         f"{p50:.0f} mg/dL (80 % range {p10:.0f}-{p90:.0f}); next {report.horizon_min} min, "
         f"as planned = scheduled basal{' + ' + args.planned if args.planned else ''}."
     )
@@ -136,6 +147,38 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
         print(f"Trajectories written to {args.out}")
     return 0
+
+
+def gateway_twin(config_path: str) -> tuple[Any, str]:
+    """The twin of the gateway configured by ``config_path`` and a note saying how fresh it is."""
+    from edgetwin.cli import UsageError
+    from edgetwin.cli._gateway_args import open_store_readonly
+    from edgetwin.gateway import load_config
+    from edgetwin.gateway.runtime import default_twin_factory
+    from edgetwin.gateway.snapshot import load_twin
+    from edgetwin.timeutil import utc_now
+
+    cfg = load_config(config_path)
+    now = utc_now() if cfg.clock.kind == "real" else None
+    with open_store_readonly(cfg.data_dir) as store:
+        latest = store.latest_cgm(usable=True)
+        if now is None:  # a bench or demo clock: "now" is the gateway's last reading
+            now = latest.time_utc if latest is not None else utc_now()
+        snap = load_twin(store, default_twin_factory(cfg), cfg.profile, now)
+    if snap.checkpoint is None and snap.replayed == 0:
+        raise UsageError(f"the gateway at {cfg.data_dir} has no twin checkpoint and no readings yet")
+    when = snap.minutes.time(snap.twin.minute)
+    source = (
+        f"checkpoint of {snap.checkpoint.time_utc:%Y-%m-%d %H:%M} UTC"
+        if snap.checkpoint is not None
+        else "no checkpoint: rebuilt from stored readings"
+    )
+    age_min = (now - when).total_seconds() / 60.0
+    stale = f"; WARNING: {age_min:.0f} min old, the gateway has no newer data" if age_min > 15 else ""
+    return (
+        snap.twin,
+        f"gateway at {cfg.data_dir}, {source} + {snap.replayed} stored records, as of {when:%H:%M} UTC{stale}",
+    )
 
 
 def _empty_plan() -> Any:

@@ -52,6 +52,7 @@ from edgetwin.gateway.devices import OpenedDevices, open_devices
 from edgetwin.gateway.errors import GatewayLockedError, StartupError
 from edgetwin.gateway.ports import DeviceSource, ForecastBand, Notifier, ResumePoint, TwinFactory, TwinPort
 from edgetwin.gateway.pumpalarms import check_pump_status
+from edgetwin.gateway.snapshot import CHECKPOINT_PREFIX, feed_record, load_twin
 from edgetwin.gateway.timekeeping import (
     FUTURE_TOLERANCE_S,
     SKEW_WARN_S,
@@ -62,7 +63,7 @@ from edgetwin.gateway.timekeeping import (
 )
 from edgetwin.messages import CarbEntry, CgmReading, HeartRateReading, InsulinDelivery, PumpStatus
 from edgetwin.store import AsyncStore, StoreError, StoreFullError, TwinCheckpoint
-from edgetwin.timeutil import from_epoch_ms, to_epoch_ms
+from edgetwin.timeutil import to_epoch_ms
 
 if TYPE_CHECKING:
     from edgetwin.gateway.decide import DecisionStage
@@ -72,10 +73,6 @@ __all__ = ["DeviceHealth", "Gateway", "default_twin_factory"]
 
 log = logging.getLogger("edgetwin.gateway")
 
-REPLAY_WINDOW = timedelta(hours=12)
-"""Readings and treatments this far before the checkpoint are replayed into the restored twin
-(it ignores those it already holds); covers back-filled data that arrived after the checkpoint."""
-FRESH_START_WINDOW = timedelta(hours=24)
 HISTORY_WINDOW = timedelta(hours=6)
 RESUME_WINDOW = timedelta(days=2)
 """How far back the store is searched for a device's newest record on (re)connection."""
@@ -88,7 +85,6 @@ FORECAST_HORIZON_MIN = 120
 STORE_RETRY_S = 60.0
 CYCLE_SLACK_S = 30.0
 """A reading arriving this close to a full cycle after the last decision starts the next one."""
-CHECKPOINT_PREFIX = "gateway/"
 
 
 def default_twin_factory(cfg: GatewayConfig | None = None) -> TwinFactory:
@@ -138,6 +134,14 @@ class CycleStats:
     cpu_s_total: float = 0.0
     cpu_s_last: float = 0.0
     wall_s_last: float = 0.0
+
+
+def _log_rejected(record: object, exc: InputDataError, *, replay: bool) -> None:
+    log.warning(
+        "the twin rejected a record: %s",
+        exc,
+        extra={"event": "twin_rejected", "record": type(record).__name__, "replay": replay},
+    )
 
 
 STOP_ROUND_S = 1.0
@@ -437,59 +441,24 @@ class Gateway:
     async def _restore_twin(self) -> None:
         assert self.store is not None
         now = self.clock.now_utc()
-        fmt = self.checkpoint_format
-        cp = await self.store.call(lambda s: s.last_checkpoint(format=fmt))
-        twin: TwinPort | None = None
-        if cp is not None and cp.blob is not None:
-            try:
-                env = msgpack.unpackb(cp.blob, raw=False, strict_map_key=True)
-                if cp.version != self.twin_factory.version:
-                    raise InputDataError(
-                        f"checkpoint version {cp.version} (this twin: {self.twin_factory.version})"
-                    )
-                self.minutes = MinuteMap(from_epoch_ms(int(env["anchor_ms"])))
-                twin = self.twin_factory.restore(bytes(env["twin"]))
-                self.state.restored_from_utc = cp.time_utc
-                replay_from = cp.time_utc - REPLAY_WINDOW
-            except (
-                InputDataError,
-                ValueError,
-                KeyError,
-                TypeError,
-                msgpack.exceptions.UnpackException,
-            ) as exc:
-                log.error(
-                    "the twin checkpoint of %s cannot be restored (%s): rebuilding from stored readings",
-                    cp.time_utc.isoformat(),
-                    exc,
-                    extra={"event": "checkpoint_unusable"},
-                )
-                twin = None
-        if twin is None:
-            replay_from = now - FRESH_START_WINDOW
-            first = await self.store.call(
-                lambda s: s.history(replay_from, now + timedelta(days=1), kinds=("cgm", "insulin", "carbs"))
-            )
-            anchor = first[0].time_utc if first else now
-            self.minutes = MinuteMap(anchor)
-            twin = self.twin_factory.new(
-                self.cfg.profile, self.cfg.profile.local_minute_of_day(self.minutes.anchor_utc), 0
-            )
-        self.twin = twin
-        entries = await self.store.call(
-            lambda s: s.history(replay_from, now + timedelta(days=1), kinds=("cgm", "insulin", "carbs"))
-        )
-        for e in entries:
-            self._to_twin(e.record, f"{e.kind}:{e.row_id}", replay=True)
-        self.state.replayed = len(entries)
+        factory, profile = self.twin_factory, self.cfg.profile
+
+        def rejected(record: object, exc: InputDataError) -> None:
+            _log_rejected(record, exc, replay=True)
+
+        snap = await self.store.call(lambda s: load_twin(s, factory, profile, now, rejected))
+        self.twin, self.minutes = snap.twin, snap.minutes
+        if snap.checkpoint is not None:
+            self.state.restored_from_utc = snap.checkpoint.time_utc
+        self.state.replayed = snap.replayed
         self._last_checkpoint_mono = self.clock.monotonic()
         log.info(
             "twin ready",
             extra={
                 "event": "twin_ready",
-                "restored_from": None if cp is None else cp.time_utc.isoformat(),
-                "replayed": len(entries),
-                "twin_minute": twin.minute,
+                "restored_from": None if snap.checkpoint is None else snap.checkpoint.time_utc.isoformat(),
+                "replayed": snap.replayed,
+                "twin_minute": snap.twin.minute,
             },
         )
 
@@ -497,23 +466,9 @@ class Gateway:
         twin, mm = self.twin, self.minutes
         assert twin is not None and mm is not None
         try:
-            if isinstance(record, CgmReading):
-                twin.assimilate_cgm(mm.minute(record.time_utc), record.glucose_mg_dl, usable=record.usable)
-            elif isinstance(record, InsulinDelivery):
-                twin.record_insulin(
-                    mm.minute(record.time_utc),
-                    record.units,
-                    duration_min=int(round(record.duration_min)),
-                    event_id=event_id,
-                )
-            elif isinstance(record, CarbEntry):
-                twin.record_carbs(mm.minute(record.time_utc), record.grams, event_id=event_id)
+            feed_record(twin, mm, record, event_id)
         except InputDataError as exc:
-            log.warning(
-                "the twin rejected a record: %s",
-                exc,
-                extra={"event": "twin_rejected", "record": type(record).__name__, "replay": replay},
-            )
+            _log_rejected(record, exc, replay=replay)
 
     async def checkpoint(self) -> None:
         """Save the twin (and the UTC ↔ minute anchor) durably in the store."""

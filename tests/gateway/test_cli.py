@@ -39,6 +39,17 @@ def test_demo_then_history_and_status(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["status", "--config", str(cfg)]) == 1  # the demo's gateway has stopped
     assert "NOT RUNNING" in capsys.readouterr().out
 
+    # "what if I bolus 2 U now?" on the twin the gateway left in its store
+    w = tmp_path / "w.csv"
+    assert main(["whatif", "--config", str(cfg), "--bolus", "2", "--horizon", "120", "--out", str(w)]) == 0
+    text = capsys.readouterr().out
+    assert "checkpoint of" in text and "as planned" in text and "bolus 2 U" in text
+    traj = list(csv.DictReader(io.StringIO(w.read_text())))
+    planned = [float(r["p50_mg_dl"]) for r in traj if r["scenario"] == "as planned"]
+    bolus = [float(r["p50_mg_dl"]) for r in traj if r["scenario"] == "bolus 2 U"]
+    assert len(planned) == len(bolus) > 20 and bolus[-1] < planned[-1] - 10  # insulin lowers glucose
+    assert main(["whatif", "--config", str(cfg), "--history", "h.csv", "--bolus", "1"]) == 2
+
     # a demo folder is replaced by the next demo; anything else is not touched
     other = tmp_path / "precious"
     other.mkdir()
