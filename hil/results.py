@@ -40,6 +40,7 @@ LOG_EVENTS = {
     "device_restart",
     "device_error",
     "wall_clock_jump",
+    "wall_clock_taken",
     "device_clock_skew",
     "twin_rejected",
     "record_rejected",
@@ -272,7 +273,12 @@ class RunData:
 
     @property
     def clock_offsets(self) -> list[tuple[float, float, float]]:
-        """(start minute, end minute, offset minutes) of the gateway's wall clock, piecewise."""
+        """(start minute, end minute, offset minutes) of the gateway's time, piecewise. The
+        gateway absorbs wall-clock steps (its time carries on, ``GatewayTime``) unless a device
+        confirms the new wall time (a ``wall_clock_taken`` log event): without one its time is
+        the true time throughout; with one, it is taken to have followed the stepped clock."""
+        if not any(e.get("event") == "wall_clock_taken" for e in self.log_events):
+            return [(float("-inf"), float("inf"), 0.0)]
         steps = []
         for e in self.obs.fault_log:
             if e["kind"] != "clock_jump" or e.get("started_minute") is None:

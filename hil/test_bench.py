@@ -144,7 +144,7 @@ def test_the_truth_matches_what_the_sensor_saw(run: BenchResult) -> None:
     assert np.abs(g - truth).mean() < 25  # sensor noise, not a different patient
 
 
-def test_gateway_times_are_mapped_through_clock_jumps(run: BenchResult) -> None:
+def test_gateway_times_are_mapped_through_clock_jumps_it_took(run: BenchResult) -> None:
     from datetime import timedelta
 
     d = run.data
@@ -158,7 +158,13 @@ def test_gateway_times_are_mapped_through_clock_jumps(run: BenchResult) -> None:
         {"index": 0, "kind": "clock_jump", "started_minute": 60, "ended_minute": 90},
         {"index": 1, "kind": "clock_jump", "started_minute": 150, "ended_minute": 150},
     ]
-    j = dataclasses.replace(d, scenario=s, obs=dataclasses.replace(d.obs, fault_log=log))
+    kept = dataclasses.replace(d, scenario=s, obs=dataclasses.replace(d.obs, fault_log=log), log_events=[])
+    # the gateway absorbed both steps: its times are true times
+    assert [kept.offset_at(m) for m in (10, 70, 100, 200)] == [0, 0, 0, 0]
+    assert kept.gateway_minute(kept.start_utc + timedelta(minutes=70)) == 70
+    # a gateway that took the stepped clock (a device confirmed it): times are mapped back
+    taken = [{"event": "wall_clock_taken", "jump_s": 7200.0}]
+    j = dataclasses.replace(kept, log_events=taken)
     assert [j.offset_at(m) for m in (10, 70, 100, 200)] == [0, 120, 0, -60]
     at = j.start_utc + timedelta(minutes=190)  # the gateway's clock at world minute 70
     assert j.gateway_minute(at) == 70

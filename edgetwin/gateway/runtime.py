@@ -56,8 +56,8 @@ from edgetwin.gateway.snapshot import CHECKPOINT_PREFIX, feed_record, load_twin
 from edgetwin.gateway.timekeeping import (
     FUTURE_TOLERANCE_S,
     SKEW_WARN_S,
+    GatewayTime,
     MinuteMap,
-    WallClockGuard,
     clock_from_config,
     device_skew_s,
 )
@@ -229,7 +229,8 @@ class Gateway:
         notifiers: list[Notifier] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.clock = clock or clock_from_config(cfg.clock)
+        self.clock = GatewayTime(clock or clock_from_config(cfg.clock))
+        """The gateway's time: the wall clock with its jumps absorbed (timekeeping.GatewayTime)."""
         self._devices_given = devices
         self.devices = devices or OpenedDevices()
         self.twin_factory = twin_factory or default_twin_factory(cfg)
@@ -246,7 +247,7 @@ class Gateway:
         self.store: AsyncStore | None = None
         self.twin: TwinPort | None = None
         self.minutes: MinuteMap | None = None
-        self.guard = WallClockGuard(self.clock)
+        self.guard = self.clock.guard
         self.status_port: int | None = None
         self._lock_fd: int | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -627,6 +628,8 @@ class Gateway:
 
     async def _on_cgm(self, src: DeviceSource, r: CgmReading, event_id: str) -> None:
         h = self.health[src.role]
+        if not r.backfilled:
+            self.clock.witness(r.time_utc)  # a device confirming a new wall time makes it taken
         now = self.clock.now_utc()
         h.last_record_utc = r.time_utc
         skew = device_skew_s(r.time_utc, now)

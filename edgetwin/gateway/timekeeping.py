@@ -8,6 +8,11 @@ the mapping from UTC to the twin's minute clock.
   moved between two looks; a difference beyond ``tolerance_s`` is a wall-clock jump (NTP step,
   someone setting the clock), logged and reported. Intervals (staleness, watchdog, cycles) use
   the monotonic clock, so a jump can neither silence nor fake the no-data alarm.
+* :class:`GatewayTime`: the time the gateway lives by. It follows the wall clock, but a jump the
+  guard sees is absorbed (time carries on along the monotonic clock) until a live device reading
+  agrees with the new wall time better than with the gateway's: then the step was a correction
+  and is taken. So a clock set wrong neither makes live readings look stale or from the future
+  nor fakes the no-data alarm, and a real correction is still followed.
 * :func:`device_skew_s`: how far a device's time stamp is from the gateway's time. A live
   reading stamped more than ``FUTURE_TOLERANCE_S`` ahead is stored (never lost) but not given
   to the twin, and the patient is told the device clock is wrong.
@@ -28,6 +33,7 @@ from edgetwin.timeutil import ensure_utc, utc_now
 __all__ = [
     "FUTURE_TOLERANCE_S",
     "ClockJump",
+    "GatewayTime",
     "MinuteMap",
     "WallClockGuard",
     "clock_from_config",
@@ -81,6 +87,58 @@ class WallClockGuard:
             "the system clock jumped by %+.0f s", drift, extra={"event": "wall_clock_jump", "jump_s": drift}
         )
         return jump
+
+
+class GatewayTime:
+    """A :class:`~edgetwin.clock.Clock` over ``raw`` that absorbs wall-clock jumps (see the module
+    docstring). Every ``now_utc()`` looks for a jump, so none is seen late; ``pop_jumps()`` hands
+    the ones seen since the last call to the watchdog (which tells the patient)."""
+
+    def __init__(self, raw: Clock, tolerance_s: float = 60.0) -> None:
+        self.raw = raw
+        self.guard = WallClockGuard(raw, tolerance_s)
+        self.offset_s = 0.0
+        """Seconds the raw wall clock is ahead of this time (the jumps not taken)."""
+        self._new: list[ClockJump] = []
+
+    @property
+    def factor(self) -> float:
+        return self.raw.factor
+
+    def monotonic(self) -> float:
+        return self.raw.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.raw.sleep(seconds)
+
+    def now_utc(self) -> datetime:
+        jump = self.guard.check()
+        if jump is not None:
+            self.offset_s += jump.jump_s
+            self._new.append(jump)
+        return self.raw.now_utc() - timedelta(seconds=self.offset_s)
+
+    def pop_jumps(self) -> list[ClockJump]:
+        self.now_utc()
+        out, self._new = self._new, []
+        return out
+
+    def witness(self, device_time_utc: datetime) -> bool:
+        """A live reading's device time: True when it showed the absorbed jump was a correction
+        (the device agrees with the raw wall clock, not with this time), which is then taken."""
+        if self.offset_s == 0.0:
+            return False
+        mine = abs(device_skew_s(device_time_utc, self.now_utc()))
+        wall = abs(device_skew_s(device_time_utc, self.raw.now_utc()))
+        if wall <= SKEW_WARN_S < mine:
+            log.warning(
+                "a device agrees with the system clock's new time: taking it (a %+.0f s step)",
+                self.offset_s,
+                extra={"event": "wall_clock_taken", "jump_s": self.offset_s},
+            )
+            self.offset_s = 0.0
+            return True
+        return False
 
 
 def device_skew_s(device_time_utc: datetime, gateway_now_utc: datetime) -> float:

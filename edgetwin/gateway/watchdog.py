@@ -88,7 +88,8 @@ class Watchdog:
                 )
             elif "pump_unreachable" in gw.alarms.active:
                 await gw.alarms.resolve("pump_unreachable", "The pump is reachable again.")
-        jump = gw.guard.check()
+        jumps = gw.clock.pop_jumps()
+        jump = jumps[-1] if jumps else None
         if (
             jump is None
             and self._last_jump_mono is not None
@@ -98,11 +99,12 @@ class Watchdog:
             await gw.alarms.resolve("wall_clock_jump", "The gateway's clock has been steady since.")
         if jump is not None:
             self._last_jump_mono = now_mono
-            gw.state.clock_jumps += 1
+            gw.state.clock_jumps += len(jumps)
             await gw.alarms.raise_alarm(
                 "wall_clock_jump",
-                f"The gateway's clock jumped by {jump.jump_s / 60:+.0f} min. Check its time setting; "
-                "readings are kept with their device times.",
+                f"The gateway's clock jumped by {jump.jump_s / 60:+.0f} min. Check its time setting. "
+                "EdgeTwin keeps counting time on its own until a device confirms the new time; "
+                "readings keep their device times.",
                 "warning",
             )
         interval = systemd.watchdog_interval_s()

@@ -88,6 +88,26 @@ def test_minute_map_and_skew() -> None:
     assert device_skew_s(START + timedelta(minutes=2), START) == 120.0
 
 
+def test_gateway_time_absorbs_a_jump_until_a_device_confirms_it() -> None:
+    from edgetwin.gateway.timekeeping import GatewayTime
+
+    raw = ManualClock(START)
+    t = GatewayTime(raw)
+    raw.advance(600)
+    assert t.now_utc() == START + timedelta(minutes=10) and t.pop_jumps() == []
+    raw.jump_wall_clock(-3600)  # someone sets the clock an hour back
+    assert t.now_utc() == START + timedelta(minutes=10)  # the gateway's time carries on
+    assert [round(j.jump_s) for j in t.pop_jumps()] == [-3600] and t.pop_jumps() == []
+    raw.advance(300)
+    # a live reading stamped with the true time confirms the gateway, not the wall clock
+    assert not t.witness(START + timedelta(minutes=15))
+    assert t.now_utc() == START + timedelta(minutes=15)
+    raw.jump_wall_clock(7200)  # NTP now corrects the wall clock to a new time; a device agrees
+    t.now_utc()
+    assert t.witness(raw.now_utc()) and t.offset_s == 0.0
+    assert t.now_utc() == raw.now_utc()
+
+
 def test_wall_clock_guard_sees_jumps_but_not_time_passing() -> None:
     clock = ManualClock(START)
     guard = WallClockGuard(clock, tolerance_s=60)
