@@ -49,7 +49,7 @@ from hil.cloudproxy import CloudProxy
 from hil.errors import BenchError
 from hil.gateway import GatewayUnderTest, InProcessGateway, ProcessGateway
 from hil.scenario import DEVICE_FAULTS, FaultSpec, Scenario
-from hil.world import BenchWorld
+from hil.world import RESERVOIR_CHANGE_U, BenchWorld
 
 __all__ = ["START_DATE", "BenchOptions", "BenchResult", "ForecastSnapshot", "Observations", "run_scenario"]
 
@@ -77,7 +77,6 @@ ROLE_FAULT_NAMES = {
 }
 LINK_FAULTS = ("drop_notifications", "bad_crc", "disconnect")
 PROXY_PRIORITY = ("network_outage", "cloud_timeout", "cloud_error")
-REFILL_U = 200.0
 
 
 @dataclass
@@ -535,7 +534,7 @@ basal = {basal:.2f}
 
     def _device_fault_end(self, f: FaultSpec) -> None:
         if f.kind == "empty_reservoir" and self.world is not None:
-            self.world.pump.refill(REFILL_U)  # the patient changes the reservoir
+            self.world.pump.refill(RESERVOIR_CHANGE_U)  # the patient changes the reservoir
 
     def _apply_proxy(self) -> None:
         """Set the proxy from every network/cloud fault active now (outage > timeout > error)."""

@@ -28,7 +28,7 @@ from devices.codecs.heart_rate import HeartRateMeasurement
 from devices.codecs.ids import IdsResponseCode, TherapyControlState
 from devices.sim.body import SimHeart
 from devices.sim.cgm_sensor import SensorRecord
-from devices.sim.faults import FaultSchedule
+from devices.sim.faults import Fault, FaultSchedule
 from devices.sim.insulin_pump import SimInsulinPump
 from devices.sim.world import SimWorld
 from edgetwin.clock import Clock
@@ -162,6 +162,13 @@ class ExerciseHeart(SimHeart):
         return HeartRateMeasurement(beat, True, self.energy_kj, (round(60.0 / beat * 1024) / 1024,))
 
 
+RESERVOIR_CHANGE_MIN = 3 * 24 * 60
+"""The virtual patient changes the reservoir and infusion set every three days, as pump users
+do (sets are labelled for 2-3 days of wear); a multi-day scenario would otherwise run the pump
+dry by day four and measure an empty pump instead of what it meant to test."""
+RESERVOIR_CHANGE_U = 200.0
+
+
 class BenchWorld(SimWorld):
     """A ``SimWorld`` that records the truth, the sensor's output and the pump's commands."""
 
@@ -198,6 +205,12 @@ class BenchWorld(SimWorld):
 
     def _step(self) -> None:
         k = self.minute
+        if (
+            k > 0
+            and k % RESERVOIR_CHANGE_MIN == 0
+            and not self.faults.active(Fault.EMPTY_RESERVOIR, k, self.pump.NAME)
+        ):
+            self.pump.refill(RESERVOIR_CHANGE_U)
         self._carbs_now = sum(m.eaten_g for m in self._meals.get(k, ()))
         before = self.pump.delivered_basal_total_u + self.pump.delivered_bolus_total_u
         self.stepping = True
