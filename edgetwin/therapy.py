@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edgetwin.errors import ConfigError
 from edgetwin.timeutil import ensure_utc
+from edgetwin.tomlfiles import read_table
 
 __all__ = ["TherapyProfile", "load_profile"]
 
@@ -225,17 +225,7 @@ class TherapyProfile:
 
 def load_profile(path: str | Path) -> TherapyProfile:
     """Read a profile file: the keys at top level, or inside a ``[profile]`` table."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError("file", f"cannot read: {exc.strerror}", source=str(p)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("file", f"not valid TOML: {exc}", source=str(p)) from None
-    table = data.get("profile", data)
-    if not isinstance(table, Mapping):
-        raise ConfigError("profile", "must be a table", source=str(p))
-    return TherapyProfile.from_mapping(table, source=str(p))
+    return TherapyProfile.from_mapping(read_table(path, "profile"), source=str(path))
 
 
 def _num(value: Any, key: str, source: str) -> float:

@@ -25,7 +25,6 @@ bolus may take less but never more than half of the computed need.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -35,6 +34,7 @@ from typing import Any
 
 from edgetwin.errors import ConfigError
 from edgetwin.therapy import TherapyProfile
+from edgetwin.tomlfiles import read_table
 
 __all__ = ["Mode", "SafetyLimits", "load_limits", "max_safe_basal_u_per_h", "round_down"]
 
@@ -235,17 +235,7 @@ class SafetyLimits:
 
 def load_limits(path: str | Path) -> SafetyLimits:
     """Read limits from a TOML file: the ``[limits]`` table, or the keys at top level."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError("file", f"cannot read: {exc.strerror}", source=str(p)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("file", f"not valid TOML: {exc}", source=str(p)) from None
-    table = data.get("limits", data)
-    if not isinstance(table, Mapping):
-        raise ConfigError("limits", "must be a table", source=str(p))
-    return SafetyLimits.from_mapping(table, source=str(p))
+    return SafetyLimits.from_mapping(read_table(path, "limits"), source=str(path))
 
 
 def round_down(value: float, increment: float) -> float:
