@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ class Life:
     """Gateway tasks that ignored the stop's cancellation and had to be cancelled again."""
 
 
-class GatewayUnderTest:
+class GatewayUnderTest(ABC):
     """What the bench needs from a gateway, in either form."""
 
     run = ""
@@ -79,14 +80,14 @@ class GatewayUnderTest:
         self.lives: list[Life] = []
 
     @property
-    def alive(self) -> bool:
-        raise NotImplementedError  # pragma: no cover - both forms define it
+    @abstractmethod
+    def alive(self) -> bool: ...
 
-    async def start(self) -> None:
-        raise NotImplementedError  # pragma: no cover
+    @abstractmethod
+    async def start(self) -> None: ...
 
-    async def stop(self, why: str = "stop") -> None:
-        raise NotImplementedError  # pragma: no cover
+    @abstractmethod
+    async def stop(self, why: str = "stop") -> None: ...
 
     async def kill(self) -> None:
         raise BenchError(f"a {self.run} gateway cannot be killed with SIGKILL")

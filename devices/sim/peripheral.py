@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -43,7 +44,7 @@ def char(
     return gatt.Characteristic[bytes](uuid, properties, permissions, val)
 
 
-class SimPeripheral:
+class SimPeripheral(ABC):
     """Base of the simulated devices. Subclasses set KIND (the fault device name), SERVICE (16-bit
     UUID) and build ``services()``; ``start()`` puts the device on the air."""
 
@@ -65,8 +66,9 @@ class SimPeripheral:
         self._unsubscribe: Callable[[], None] | None = None
         self._advertising = False
 
+    @abstractmethod
     def services(self) -> list[gatt.Service]:
-        raise NotImplementedError  # pragma: no cover - every subclass defines its services
+        """The GATT services this peripheral offers (every simulated device defines its own)."""
 
     async def start(self) -> None:
         self.device.add_services(self.services())
@@ -137,7 +139,8 @@ class SimPeripheral:
         self.spawn(self._advertise())
 
     def on_connected(self, connection: Connection) -> None:
-        """Hook for subclasses (a new central connected)."""
+        """Hook for subclasses (a new central connected); optional."""
+        return None
 
     def _world_minute(self, minute: int) -> None:
         off = self.world.faults.active(Fault.DISCONNECT, minute, self.KIND)
@@ -157,7 +160,8 @@ class SimPeripheral:
             await self.connection.disconnect()
 
     def on_minute(self, minute: int) -> None:
-        """Hook for subclasses (after each world minute)."""
+        """Hook for subclasses (after each world minute); optional."""
+        return None
 
     # --- sending -----------------------------------------------------------------------------
 
