@@ -6,7 +6,7 @@ __all__ = ["uuid16"]
 
 
 def uuid16(short: int) -> str:
-    """The 128-bit form ``0000XXXX-0000-1000-8000-00805f9b34fb`` of a 16-bit assigned number."""
+    """The 128-bit form ``0000nnnn-0000-1000-8000-00805f9b34fb`` (nnnn: the 16 bits, hex) of a 16-bit assigned number."""
     return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
 
 
