@@ -8,8 +8,9 @@ Readings carry ``sequence`` = Time Offset and ``time_utc`` = session start + off
 
 Gaps: an offset more than one interval past the highest seen is a hole; the driver asks RACP for
 it at once (``within range``), and after every reconnect for everything past the highest offset
-(``≥``); on the first connection it back-fills ``initial_backfill_min``. Back-filled readings are
-marked ``backfilled``; duplicates (same offset) are dropped. Records failing their E2E-CRC or
+(``≥``); on the first connection it back-fills ``initial_backfill_min``. Readings recorded before
+the connection began (older than the sensor's offset read then) or older than the highest offset
+seen are marked ``backfilled``, so a gateway never takes them for the present; duplicates (same offset) are dropped. Records failing their E2E-CRC or
 otherwise malformed are counted in ``stats`` and recovered by back-fill, never used.
 
 Lost links are retried with exponential backoff on the injected clock; transport waits are real
@@ -93,6 +94,7 @@ class BleCgm:
         self.session_start_utc: datetime | None = None
         self._seen: set[int] = set()
         self._max_offset: int | None = None
+        self._live_from: int | None = None  # the sensor's offset "now" when this connection began
         self._racp: deque[Racp] = deque()
         self._racp_busy = False
         self._stash: deque[tuple[str, bytes]] = deque()
@@ -137,6 +139,9 @@ class BleCgm:
         status = CgmStatusRecord.from_bytes(await link.read(uuids.CGM_STATUS), require_crc=self.e2e)
         read_at = before + (self.clock.now_utc() - before) / 2  # the offset is "now" within one round trip
         await self._anchor(status.time_offset_min, read_at)
+        # Records the sensor stored before this connection (older than its "now") are catch-up,
+        # however they arrive: in order through RACP they would otherwise look live.
+        self._live_from = status.time_offset_min
         if self._max_offset is None:
             first = max(0, status.time_offset_min - self.initial_backfill_min)
             self._request(RacpOperator.GREATER_OR_EQUAL, first)
@@ -205,6 +210,7 @@ class BleCgm:
             log.info("%s: new sensor session started at %s", self.device_id, start_utc.isoformat())
             self._seen.clear()
             self._max_offset = None
+            self._live_from = None
         self.session_start_utc = start_utc
 
     def _measurements(self, data: bytes) -> list[CgmReading]:
@@ -237,7 +243,9 @@ class BleCgm:
             return None
         assert self.session_start_utc is not None
         top = self._max_offset
-        backfilled = top is not None and offset < top
+        backfilled = (top is not None and offset < top) or (
+            self._live_from is not None and offset < self._live_from
+        )
         if top is not None and offset > top + self.interval_min:
             self.stats.gaps += 1
             self._request(RacpOperator.WITHIN_RANGE, top + 1, offset - 1)

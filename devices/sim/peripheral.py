@@ -184,12 +184,18 @@ class SimPeripheral(ABC):
     def att_payload(self) -> int:
         return (self.connection.att_mtu if self.connection is not None else 23) - 3
 
+    @property
+    def on_air(self) -> bool:
+        """Connected and not inside a DISCONNECT window (the radio is down from the window's first minute,
+        even while bumble is still tearing the link down)."""
+        return self.connection is not None and not self._off_air
+
     async def notify(self, characteristic: gatt.Characteristic[Any], data: bytes) -> None:
-        if self.connection is not None:
+        if self.on_air:
             await self.device.notify_subscriber(self.connection, characteristic, data)
 
     async def indicate(self, characteristic: gatt.Characteristic[Any], data: bytes) -> None:
-        if self.connection is not None:
+        if self.on_air:
             await self.device.indicate_subscriber(self.connection, characteristic, data)
 
     @staticmethod
