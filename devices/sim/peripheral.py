@@ -191,11 +191,11 @@ class SimPeripheral(ABC):
         return self.connection is not None and not self._off_air
 
     async def notify(self, characteristic: gatt.Characteristic[Any], data: bytes) -> None:
-        if self.on_air:
+        if self.on_air and self.connection is not None:
             await self.device.notify_subscriber(self.connection, characteristic, data)
 
     async def indicate(self, characteristic: gatt.Characteristic[Any], data: bytes) -> None:
-        if self.on_air:
+        if self.on_air and self.connection is not None:
             await self.device.indicate_subscriber(self.connection, characteristic, data)
 
     @staticmethod
