@@ -78,12 +78,18 @@ class _Trace:
     rescues: int
 
 
-def _simulate(name: str, days: int, seed: int) -> tuple[Any, Any, _Trace]:
+def _simulate(
+    name: str, days: int, seed: int, isf_by_part: tuple[float, ...] | None = None
+) -> tuple[Any, Any, _Trace]:
     """A closed loop like :func:`edgetwin.virtual.environment.run_closed_loop` (same patient,
     sensor, pump and basal-bolus controller), plus what people on insulin do: below 70 mg/dL on
     the CGM they eat 15 g of fast carbohydrate, at most every 15 minutes, and announce nothing
     (the "rule of 15"). Without it some children's over-counted meals drive the model to zero
-    glucose, where it stays."""
+    glucose, where it stays.
+
+    ``isf_by_part``: the patient's insulin sensitivity in each 6-h part of the day (minute 0 is
+    midnight) as multipliers of the cohort value, basal steady state kept (a diurnal patient for
+    the time-of-day identification); None keeps the cohort patient as it is."""
     from edgetwin.model import load_patient, load_therapy
     from edgetwin.model.params import X_GS
     from edgetwin.virtual.controller import BasalBolusController, Observation
@@ -104,6 +110,7 @@ def _simulate(name: str, days: int, seed: int) -> tuple[Any, Any, _Trace]:
     sensor = CgmSensor("Dexcom", seed=seed)
     pump = VirtualPump()
     patient = VirtualPatient(pp)
+    by_part = None if isf_by_part is None else _diurnal_vectors(pp, isf_by_part)
     gsub = np.empty(minutes + 1)
     cgm = np.full(minutes + 1, np.nan)
     insulin = np.zeros(minutes)
@@ -118,6 +125,8 @@ def _simulate(name: str, days: int, seed: int) -> tuple[Any, Any, _Trace]:
             cgm[k] = last_cgm = reading
         if k == minutes:
             break
+        if by_part is not None and k % 360 == 0:
+            patient.use_parameter_vector(by_part[(k % 1440) // 360])
         if reading is not None and reading < RESCUE_BELOW_MG_DL and k - last_rescue >= RESCUE_EVERY_MIN:
             eaten[k] += RESCUE_G
             last_rescue = k
@@ -131,6 +140,15 @@ def _simulate(name: str, days: int, seed: int) -> tuple[Any, Any, _Trace]:
         delivered += insulin[k]
         patient.step(eaten[k], insulin[k])
     return pp, th, _Trace(gsub, cgm, announced, eaten, insulin, rescues)
+
+
+def _diurnal_vectors(pp: Any, isf_by_part: tuple[float, ...]) -> np.ndarray:
+    from edgetwin.twin.prior import TH_SI, Donors, compose_params
+
+    donors = Donors.from_vectors((pp.name,), pp.vector()[None, :])
+    theta = np.zeros((len(isf_by_part), 4))
+    theta[:, TH_SI] = np.log(np.asarray(isf_by_part, dtype=np.float64))
+    return compose_params(donors, np.zeros(len(isf_by_part), dtype=np.int64), theta)
 
 
 def _profile(pp: Any, th: Any) -> Any:

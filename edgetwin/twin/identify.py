@@ -55,7 +55,7 @@ from edgetwin.twin.prior import (
     compose_params,
 )
 
-__all__ = ["Identification", "IdentifyConfig", "identify"]
+__all__ = ["HistoryLikelihood", "Identification", "IdentifyConfig", "identify"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -87,6 +87,8 @@ class Identification:
     seconds: float
     temperature: float
     donors: tuple[tuple[str, float, float], ...]  # (name, posterior weight, tempered objective)
+    window: tuple[int, int] = (0, 0)  # history minutes [first, end) the data came from
+    config: IdentifyConfig = IdentifyConfig()
 
     def best_params(self, name: str = "personalised") -> PatientParams:
         """One parameter set for consumers that take a point (the cloud's downlink): the most
@@ -100,7 +102,7 @@ class Identification:
         return PatientParams.from_vector(name, vec, x[0] if ok[0] else None)
 
 
-class _Objective:
+class HistoryLikelihood:
     """Negative log-likelihood of a history for many candidate parameter rows at once."""
 
     def __init__(self, history: History, start: int, end: int, cfg: IdentifyConfig) -> None:
@@ -129,10 +131,25 @@ class _Objective:
         out = run_ensemble(
             params, x, new_aux(params.shape[0]), self.cho, self.ins, stride=1, rtol=self.cfg.rtol
         )
-        r = self.y[None, :] - out.gsub_mg_dl[:, self.obs]
-        e = (r[:, 1:] - self.a * r[:, :-1]) / self.norm
-        e[~ok] = np.nan
-        return e
+        gsub = out.gsub_mg_dl
+        gsub[~ok] = np.nan
+        return self.innovations_of(gsub)
+
+    def innovations_of(self, gsub_mg_dl: F64) -> F64:
+        """Standardised residual innovations of simulated glucose (N, T + 1) over the window."""
+        r = self.y[None, :] - gsub_mg_dl[:, self.obs]
+        return (r[:, 1:] - self.a * r[:, :-1]) / self.norm
+
+    def nll_of(self, gsub_mg_dl: F64) -> F64:
+        """Untempered negative log-likelihood per row of simulated glucose (inf where NaN)."""
+        nu = self.cfg.t_dof
+        e = self.innovations_of(gsub_mg_dl)
+        s = 1.4826 * np.median(np.abs(e), axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = e / s[:, None]
+            nll = 0.5 * (nu + 1.0) * np.sum(np.log1p(z * z / nu), axis=1) + e.shape[1] * np.log(s)
+        self.evaluations += gsub_mg_dl.shape[0]
+        return np.where(np.isfinite(nll), nll, np.inf)
 
     def __call__(self, params: F64) -> F64:
         """Untempered negative log-likelihood per row (inf where a row has no steady state)."""
@@ -182,7 +199,7 @@ def identify(
     first = max(start, stop - int(cfg.max_days * 1440))
     if stop - first < 6 * 60:
         raise InputDataError("identification needs at least 6 hours of history")
-    objective = _Objective(history, first, stop, cfg)
+    objective = HistoryLikelihood(history, first, stop, cfg)
     rng = np.random.default_rng([seed, first, stop])
     donors = prior.donors
     d_n = donors.size
@@ -286,4 +303,6 @@ def identify(
         seconds=time.perf_counter() - t_begin,
         temperature=temp,
         donors=tuple((names[i], float(weights[i]), float(best_score[d])) for i, d in enumerate(keep)),
+        window=(first, stop),
+        config=cfg,
     )

@@ -52,6 +52,15 @@ class VirtualPatient:
         """Plasma glucose."""
         return float(self._x[X_GP] / self.params.Vg)
 
+    def use_parameter_vector(self, vector: npt.ArrayLike) -> None:
+        """Run on with other physiology from now on (time-varying patients, e.g. a diurnal insulin
+        sensitivity in benches); ``vector`` is a full parameter vector in the order of
+        :data:`edgetwin.model.params.PARAM_NAMES`. The state carries over."""
+        v = np.ascontiguousarray(vector, dtype=np.float64)
+        if v.shape != self._p.shape or not np.isfinite(v).all():
+            raise ModelError(f"a parameter vector must be {self._p.size} finite numbers")
+        self._p = v
+
     def step(self, cho_g: float = 0.0, insulin_u: float = 0.0) -> None:
         """Advance one minute."""
         self.run(np.array([cho_g], dtype=np.float64), np.array([insulin_u], dtype=np.float64))
