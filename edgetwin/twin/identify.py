@@ -63,6 +63,7 @@ F64 = npt.NDArray[np.float64]
 @dataclass(frozen=True, slots=True)
 class IdentifyConfig:
     screen_per_donor: int = 16
+    screen_budget: int = 512  # draws in all: fewer per donor when there are many (mixed guts)
     keep_donors: int = 4
     population: int = 16
     generations: int = 6
@@ -215,7 +216,7 @@ def identify(
         return objective(compose_params(donors, idx, theta))
 
     # 1. Screen every donor with draws from its prior (the first draw is the prior mean).
-    k0 = cfg.screen_per_donor
+    k0 = max(2, min(cfg.screen_per_donor, cfg.screen_budget // d_n))
     idx = np.repeat(np.arange(d_n, dtype=np.int64), k0)
     z = rng.standard_normal((d_n * k0, N_THETA))
     z[::k0] = 0.0

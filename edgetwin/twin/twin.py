@@ -70,6 +70,7 @@ from edgetwin.twin.prior import (
     THETA_NAMES,
     Donors,
     ParticlePrior,
+    mix_guts,
     patient_prior,
     profile_prior,
 )
@@ -698,15 +699,7 @@ class Twin:
                 "rates_u_per_h": list(self.schedule.rates_u_per_h),
                 "minute_of_day_at_zero": self.schedule.minute_of_day_at_zero,
             },
-            "prior": {
-                "names": list(self.prior.donors.names),
-                "vectors": _pack(self.prior.donors.vectors),
-                "weights": _pack(self.prior.donor_weights),
-                "theta_mean": _pack(self.prior.theta_mean),
-                "theta_sd": _pack(self.prior.theta_sd),
-                "description": self.prior.description,
-                "flux_walk": self.prior.flux_walk_mg_kg_min_per_sqrt_min,
-            },
+            "prior": _pack_prior(self.prior),
             "log": self._log.to_dict(),
             "state": _pack_state(self._state),
             "calibrator": self._cal.to_dict(),
@@ -731,16 +724,7 @@ class Twin:
                 f"checkpoint version {got!r} is not supported (expected {CHECKPOINT_VERSION})"
             )
         try:
-            pr = doc["prior"]
-            donors = Donors.from_vectors(tuple(pr["names"]), _unpack(pr["vectors"]))
-            prior = ParticlePrior(
-                donors=donors,
-                donor_weights=_unpack(pr["weights"]),
-                theta_mean=_unpack(pr["theta_mean"]),
-                theta_sd=_unpack(pr["theta_sd"]),
-                description=str(pr["description"]),
-                flux_walk_mg_kg_min_per_sqrt_min=float(pr["flux_walk"]),
-            )
+            prior = _unpack_prior(doc["prior"])
             sc = doc["schedule"]
             schedule = BasalSchedule(
                 tuple(int(s) for s in sc["starts_min"]),
@@ -830,3 +814,30 @@ def _unpack_state(d: dict[str, Any], prior: ParticlePrior) -> FilterState:
         log_w=_unpack(d["log_w"]),
         stats={str(k): int(v) for k, v in d["stats"].items()},
     )
+
+
+def _pack_prior(prior: ParticlePrior) -> dict[str, Any]:
+    """A prior for a checkpoint; a mixed-gut prior as the prior it was mixed from (D, not D x D)."""
+    base = prior.mixed_from if prior.mixed_from is not None else prior
+    return {
+        "names": list(base.donors.names),
+        "vectors": _pack(base.donors.vectors),
+        "weights": _pack(base.donor_weights),
+        "theta_mean": _pack(base.theta_mean),
+        "theta_sd": _pack(base.theta_sd),
+        "description": base.description,
+        "flux_walk": base.flux_walk_mg_kg_min_per_sqrt_min,
+        "mixed_guts": prior.mixed_from is not None,
+    }
+
+
+def _unpack_prior(pr: dict[str, Any]) -> ParticlePrior:
+    prior = ParticlePrior(
+        donors=Donors.from_vectors(tuple(pr["names"]), _unpack(pr["vectors"])),
+        donor_weights=_unpack(pr["weights"]),
+        theta_mean=_unpack(pr["theta_mean"]),
+        theta_sd=_unpack(pr["theta_sd"]),
+        description=str(pr["description"]),
+        flux_walk_mg_kg_min_per_sqrt_min=float(pr["flux_walk"]),
+    )
+    return mix_guts(prior) if pr.get("mixed_guts") else prior

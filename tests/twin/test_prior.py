@@ -7,7 +7,7 @@ import pytest
 
 from edgetwin.errors import ModelError
 from edgetwin.model import load_patient, load_therapy
-from edgetwin.model.params import P_BW, P_KABS, P_U2SS, P_VMX
+from edgetwin.model.params import P_BW, P_KABS, P_KMAX, P_U2SS, P_VMX
 from edgetwin.therapy import TherapyProfile
 from edgetwin.twin.indices import (
     absorption_half_time_min,
@@ -15,7 +15,16 @@ from edgetwin.twin.indices import (
     insulin_sensitivity_mg_dl_per_u,
     steady_states,
 )
-from edgetwin.twin.prior import N_THETA, Donors, ParticlePrior, compose_params, patient_prior, profile_prior
+from edgetwin.twin.prior import (
+    GUT_PARAMS,
+    N_THETA,
+    Donors,
+    ParticlePrior,
+    compose_params,
+    mix_guts,
+    patient_prior,
+    profile_prior,
+)
 
 
 def cohort_profile(name: str) -> TherapyProfile:
@@ -32,7 +41,7 @@ def cohort_profile(name: str) -> TherapyProfile:
 
 def test_profile_donors_are_made_consistent_with_the_profile() -> None:
     profile = cohort_profile("adult#004")
-    prior = profile_prior(profile, exclude=("adult#004",))
+    prior = profile_prior(profile, exclude=("adult#004",), mixed_guts=False)
     assert "adult#004" not in prior.donors.names
     assert prior.donor_weights.sum() == pytest.approx(1.0)
     v = prior.donors.vectors
@@ -94,3 +103,29 @@ def test_prior_validation() -> None:
     idx, theta = pr.sample(500, np.random.default_rng(0))
     assert theta.shape == (500, N_THETA) and (idx == 0).all()
     assert 0.08 < theta[:, 0].std() < 0.12
+
+
+def test_mixed_guts_pair_every_body_with_every_gut() -> None:
+    base = profile_prior(cohort_profile("adolescent#002"), exclude=("adolescent#002",), mixed_guts=False)
+    mixed = mix_guts(base)
+    d = base.donors.size
+    assert mixed.donors.size == d * d and mixed.mixed_from is base
+    assert mixed.donor_weights.sum() == pytest.approx(1.0)
+    # the bodies keep their prior weights; every gut is equally likely
+    np.testing.assert_allclose(mixed.donor_weights.reshape(d, d).sum(axis=1), base.donor_weights)
+    gut = list(GUT_PARAMS)
+    body = [i for i in range(base.donors.vectors.shape[1]) if i not in gut]
+    i, j = d - 1, 0
+    hybrid = mixed.donors.vectors[i * d + j]
+    np.testing.assert_array_equal(hybrid[body], base.donors.vectors[i, body])
+    np.testing.assert_array_equal(hybrid[gut], base.donors.vectors[j, gut])
+    assert mixed.donors.names[i * d + j] == f"{base.donors.names[i]}+gut:{base.donors.names[j]}"
+    assert mixed.donors.names[i * d + i] == base.donors.names[i]
+    # a gut does not move the fasting state: every hybrid sits at its body's basal glucose
+    np.testing.assert_allclose(
+        basal_glucose_mg_dl(mixed.donors.vectors).reshape(d, d),
+        np.repeat(basal_glucose_mg_dl(base.donors.vectors)[:, None], d, axis=1),
+        rtol=1e-9,
+    )
+    assert profile_prior(cohort_profile("adolescent#002"), exclude=("adolescent#002",)).donors.size == d * d
+    assert base.donors.vectors[:, P_KMAX].std() > 0  # the donors' guts do differ
