@@ -77,7 +77,7 @@ def seed_params(*, virtual: str | None = None, profile_path: str | None = None) 
         pp = load_patient(virtual)
         return {n: float(getattr(pp, n)) for n in PARAM_NAMES}
     assert profile_path is not None
-    prior = profile_prior(load_profile(profile_path))
+    prior = profile_prior(load_profile(profile_path), mixed_guts=False)  # a point: the donor itself
     d = int(np.argmax(prior.donor_weights))
     vec = compose_params(prior.donors, np.array([d], dtype=np.int64), prior.theta_mean[d : d + 1].copy())[0]
     return {n: float(v) for n, v in zip(PARAM_NAMES, vec, strict=True)}
