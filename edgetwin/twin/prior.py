@@ -21,7 +21,9 @@ consistent with the profile: body weight, basal rate (``u2ss`` and ``Ib``, ``kp1
 the donor keeps its basal glucose) and insulin sensitivity scaled so the donor's model correction
 factor relates to the profile's as the donor's own did to its clinician's (the cohort's
 correction factors are not the model's: children's differ by 2-4x). Donors are weighted by their
-likeness to the profile (weight, basal per kg, correction factor, carb ratio, age).
+likeness to the profile (weight, basal per kg, correction factor, carb ratio, age). Then every
+donor's body is paired with every donor's gut (:func:`mix_guts`), so the filter can find the meal
+response the patient has rather than the one that came with the best body.
 
 The profile's insulin duration is validated but does not reshape insulin kinetics: the duration
 set in a pump is a dosing heuristic (typically 3-5 h), not a measurement; the population's
