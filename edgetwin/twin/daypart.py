@@ -44,10 +44,9 @@ import numpy.typing as npt
 
 from edgetwin.errors import InputDataError
 from edgetwin.model.ensemble import new_aux, run_ensemble
-from edgetwin.model.params import P_VG, X_GP, X_GS, X_GT
+from edgetwin.model.params import P_VG, X_GS
 from edgetwin.twin.history import History
-from edgetwin.twin.identify import HistoryLikelihood, Identification
-from edgetwin.twin.indices import steady_states
+from edgetwin.twin.identify import HistoryLikelihood, Identification, basal_start
 from edgetwin.twin.prior import TH_FLUX, TH_SI, Donors, compose_params
 
 __all__ = [
@@ -172,11 +171,7 @@ def simulate_by_part(
     state scaled to ``g0_mg_dl``. Segments must tile [0, T)."""
     p0 = params_by_part[segments[0][2]]
     n = p0.shape[0]
-    x, ok = steady_states(p0)
-    scale = g0_mg_dl / np.where(ok, x[:, X_GS] / p0[:, P_VG], g0_mg_dl)
-    for k in (X_GP, X_GT, X_GS):
-        x[:, k] *= scale
-    x = np.ascontiguousarray(x)
+    x, ok = basal_start(p0, g0_mg_dl)
     aux = new_aux(n)
     total = cho_g.shape[0]
     out = np.empty((n, total + 1))

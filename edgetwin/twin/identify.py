@@ -55,7 +55,7 @@ from edgetwin.twin.prior import (
     compose_params,
 )
 
-__all__ = ["HistoryLikelihood", "Identification", "IdentifyConfig", "identify"]
+__all__ = ["HistoryLikelihood", "Identification", "IdentifyConfig", "basal_start", "identify"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -103,6 +103,16 @@ class Identification:
         return PatientParams.from_vector(name, vec, x[0] if ok[0] else None)
 
 
+def basal_start(params: F64, g0_mg_dl: float) -> tuple[F64, npt.NDArray[np.bool_]]:
+    """Each row's basal steady state with its glucose scaled to ``g0_mg_dl`` (the first readings),
+    and which rows have a steady state at all."""
+    x, ok = steady_states(params)
+    scale = g0_mg_dl / np.where(ok, x[:, X_GS] / params[:, P_VG], g0_mg_dl)
+    for k in (X_GP, X_GT, X_GS):
+        x[:, k] *= scale
+    return np.ascontiguousarray(x), ok
+
+
 class HistoryLikelihood:
     """Negative log-likelihood of a history for many candidate parameter rows at once."""
 
@@ -124,17 +134,18 @@ class HistoryLikelihood:
         self.cfg = cfg
         self.evaluations = 0
 
-    def innovations(self, params: F64) -> F64:
-        x, ok = steady_states(params)
-        scale = self.g0 / np.where(ok, x[:, X_GS] / params[:, P_VG], self.g0)
-        for k in (X_GP, X_GT, X_GS):
-            x[:, k] *= scale
+    def simulate(self, params: F64) -> F64:
+        """Subcutaneous glucose (N, T + 1) of each row over the window (NaN rows: no steady state)."""
+        x, ok = basal_start(params, self.g0)
         out = run_ensemble(
             params, x, new_aux(params.shape[0]), self.cho, self.ins, stride=1, rtol=self.cfg.rtol
         )
         gsub = out.gsub_mg_dl
         gsub[~ok] = np.nan
-        return self.innovations_of(gsub)
+        return gsub
+
+    def innovations(self, params: F64) -> F64:
+        return self.innovations_of(self.simulate(params))
 
     def innovations_of(self, gsub_mg_dl: F64) -> F64:
         """Standardised residual innovations of simulated glucose (N, T + 1) over the window."""
@@ -154,16 +165,9 @@ class HistoryLikelihood:
 
     def __call__(self, params: F64) -> F64:
         """Untempered negative log-likelihood per row (inf where a row has no steady state)."""
-        nu = self.cfg.t_dof
         out = np.empty(params.shape[0])
         for i in range(0, params.shape[0], self.cfg.chunk):
-            e = self.innovations(params[i : i + self.cfg.chunk])
-            s = 1.4826 * np.median(np.abs(e), axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                z = e / s[:, None]
-                nll = 0.5 * (nu + 1.0) * np.sum(np.log1p(z * z / nu), axis=1) + e.shape[1] * np.log(s)
-            out[i : i + self.cfg.chunk] = np.where(np.isfinite(nll), nll, np.inf)
-        self.evaluations += params.shape[0]
+            out[i : i + self.cfg.chunk] = self.nll_of(self.simulate(params[i : i + self.cfg.chunk]))
         return out
 
     def temperature(self, params: F64) -> float:
