@@ -110,6 +110,8 @@ def _simulate(
     sensor = CgmSensor("Dexcom", seed=seed)
     pump = VirtualPump()
     patient = VirtualPatient(pp)
+    from edgetwin.twin.daypart import PART_MIN
+
     by_part = None if isf_by_part is None else _diurnal_vectors(pp, isf_by_part)
     gsub = np.empty(minutes + 1)
     cgm = np.full(minutes + 1, np.nan)
@@ -125,8 +127,8 @@ def _simulate(
             cgm[k] = last_cgm = reading
         if k == minutes:
             break
-        if by_part is not None and k % 360 == 0:
-            patient.use_parameter_vector(by_part[(k % 1440) // 360])
+        if by_part is not None and k % PART_MIN == 0:
+            patient.use_parameter_vector(by_part[(k % 1440) // PART_MIN])
         if reading is not None and reading < RESCUE_BELOW_MG_DL and k - last_rescue >= RESCUE_EVERY_MIN:
             eaten[k] += RESCUE_G
             last_rescue = k
@@ -143,12 +145,13 @@ def _simulate(
 
 
 def _diurnal_vectors(pp: Any, isf_by_part: tuple[float, ...]) -> np.ndarray:
-    from edgetwin.twin.prior import TH_SI, Donors, compose_params
+    """(P, 32): the patient with its insulin sensitivity scaled in each part of the day."""
+    from edgetwin.twin.daypart import params_by_part
+    from edgetwin.twin.prior import N_THETA, Donors
 
     donors = Donors.from_vectors((pp.name,), pp.vector()[None, :])
-    theta = np.zeros((len(isf_by_part), 4))
-    theta[:, TH_SI] = np.log(np.asarray(isf_by_part, dtype=np.float64))
-    return compose_params(donors, np.zeros(len(isf_by_part), dtype=np.int64), theta)
+    deltas = np.log(np.asarray(isf_by_part, dtype=np.float64))[None, :]
+    return params_by_part(donors, 0, np.zeros(N_THETA), deltas)[:, 0]
 
 
 def _profile(pp: Any, th: Any) -> Any:

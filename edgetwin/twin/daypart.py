@@ -94,14 +94,7 @@ class DaypartEstimate:
     p90: float
     readings: int
     identified: bool
-
-    @property
-    def note(self) -> str:
-        if self.identified:
-            return "identified"
-        if self.readings < DaypartConfig().min_readings:
-            return "too few readings"
-        return "not identified (range too wide)"
+    note: str  # "identified", "too few readings" or "not identified (range too wide)"
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,6 @@ class DaypartSensitivity:
     """Insulin sensitivity by part of the local day (multipliers of the day-long value)."""
 
     parts: tuple[DaypartEstimate, ...]
-    day_long_mg_dl_per_u: float | None = None  # the day-long model correction factor, if known
 
     def log_multipliers(self) -> F64:
         """Per part, the log-multiplier a twin should apply: 0 where not identified."""
@@ -117,7 +109,6 @@ class DaypartSensitivity:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "day_long_mg_dl_per_u": self.day_long_mg_dl_per_u,
             "parts": [
                 {
                     "name": p.name,
@@ -256,6 +247,11 @@ def identify_dayparts(
     parts = []
     for p, (name, _, _) in enumerate(DAYPARTS):
         lo, mid, hi = np.exp(q[p])
-        ok = readings[p] >= cfg.min_readings and hi / lo < cfg.max_range_ratio
-        parts.append(DaypartEstimate(name, float(mid), float(lo), float(hi), readings[p], bool(ok)))
+        if readings[p] < cfg.min_readings:
+            ok, note = False, "too few readings"
+        elif hi / lo >= cfg.max_range_ratio:
+            ok, note = False, "not identified (range too wide)"
+        else:
+            ok, note = True, "identified"
+        parts.append(DaypartEstimate(name, float(mid), float(lo), float(hi), readings[p], ok, note))
     return DaypartSensitivity(tuple(parts))
