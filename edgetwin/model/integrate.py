@@ -45,7 +45,7 @@ from edgetwin.model.params import (
 )
 from edgetwin.model.rhs import model_rhs
 
-__all__ = ["ERROR_SCALE", "N_WORK", "dp5_segment", "max_stable_step"]
+__all__ = ["ERROR_SCALE", "N_WORK", "dp5_segment", "fastest_rate", "max_stable_step"]
 
 # Butcher tableau.
 C2, C3, C4, C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
@@ -92,12 +92,8 @@ STABILITY_LIMIT = 3.0
 
 
 @njit(cache=True)
-def max_stable_step(p: np.ndarray) -> float:
-    """Largest step (min) that keeps DP5 stable on the model's fastest linear modes.
-
-    Without this cap the controller lets steps grow through quiet hours until the fast insulin
-    and gut modes go unstable, then cuts them back: a costly accept/reject cycle.
-    """
+def fastest_rate(p: np.ndarray) -> float:
+    """The model's fastest linear rate (1/min): what limits an explicit method's step size."""
     # Plasma/liver insulin exchange [Ip, Il]: the faster eigenvalue of the 2x2 block.
     a = p[P_M2] + p[P_M4]
     d = p[P_M1] + p[P_M30]
@@ -118,11 +114,21 @@ def max_stable_step(p: np.ndarray) -> float:
     ):
         if rate > lam:
             lam = rate
-    h = STABILITY_LIMIT / lam
+    return lam
+
+
+@njit(cache=True)
+def max_stable_step(p: np.ndarray) -> float:
+    """Largest step (min) that keeps DP5 stable on the model's fastest linear modes.
+
+    Without this cap the controller lets steps grow through quiet hours until the fast insulin
+    and gut modes go unstable, then cuts them back: a costly accept/reject cycle.
+    """
+    h = STABILITY_LIMIT / fastest_rate(p)
     return h if h < MAX_STEP_MIN else MAX_STEP_MIN
 
 
-@njit(cache=True, fastmath={"contract", "afn", "reassoc", "nsz", "arcp"})
+@njit(cache=True, fastmath={"contract", "afn", "reassoc", "nsz", "arcp"}, error_model="numpy")
 def dp5_segment(
     p: np.ndarray,
     x: np.ndarray,
