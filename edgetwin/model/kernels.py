@@ -1,4 +1,4 @@
-"""Compiled simulation kernels: one patient, or an ensemble of members in parallel.
+"""Compiled simulation kernels for one patient (the adaptive Dormand-Prince solve).
 
 Every kernel takes per-minute inputs held over ``[k, k+1)``:
 
@@ -11,16 +11,17 @@ stomach content is remembered, and the meal size ``Dbar`` = that content + every
 which then stays until the next meal starts. That bookkeeping is part of each member's state: the
 ``aux`` vector (see ``AUX_*``), alongside the 13 model states ``x``.
 
-Kernels write into caller-provided arrays and advance ``x`` and ``aux`` in place.
+Kernels write into caller-provided arrays and advance ``x`` and ``aux`` in place. Ensembles of
+many members run in lock-step instead: :mod:`edgetwin.model.lockstep`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from edgetwin.model.integrate import N_WORK, dp5_segment, max_stable_step
-from edgetwin.model.params import N_STATES, P_BW, P_VG, X_GP, X_GS, X_QSTO1, X_QSTO2
+from edgetwin.model.params import N_STATES, P_BW, X_QSTO1, X_QSTO2
 
 __all__ = [
     "AUX_EATEN_G",
@@ -30,7 +31,6 @@ __all__ = [
     "AUX_QSTO_AT_START_MG",
     "EAT_RATE_G_PER_MIN",
     "N_AUX",
-    "ensemble_glucose",
     "run_member",
     "simulate_states",
 ]
@@ -126,41 +126,3 @@ def simulate_states(
     """One patient, every minute: ``out_states[k]`` is the state at minute k (T+1 rows)."""
     w = np.empty((N_WORK, N_STATES))
     run_member(p, x, aux, cho_g, insulin_u, rtol, 1, out_states, w)
-
-
-@njit(cache=True, parallel=True)
-def ensemble_glucose(
-    params: np.ndarray,
-    x: np.ndarray,
-    aux: np.ndarray,
-    cho_g: np.ndarray,
-    insulin_u: np.ndarray,
-    rtol: float,
-    stride: int,
-    out_gsub_mg_dl: np.ndarray,
-    out_bg_mg_dl: np.ndarray,
-) -> None:
-    """N members × T minutes in one call, parallel over members.
-
-    ``params`` (N, 32) or (1, 32) shared; ``x`` (N, 13) and ``aux`` (N, N_AUX) advanced in place;
-    ``cho_g`` and ``insulin_u`` (N, T) or (1, T) shared. ``out_gsub_mg_dl`` and ``out_bg_mg_dl``
-    (N, T // stride + 1) receive subcutaneous and plasma glucose every ``stride`` minutes from
-    minute 0; either may have zero columns when not wanted.
-    """
-    n = x.shape[0]
-    n_rows = max(out_gsub_mg_dl.shape[1], out_bg_mg_dl.shape[1])
-    shared_p = params.shape[0] == 1
-    shared_in = cho_g.shape[0] == 1
-    for mm in prange(n):
-        m = np.int64(mm)
-        ip = np.int64(0) if shared_p else m
-        im = np.int64(0) if shared_in else m
-        pm = params[ip]
-        w = np.empty((N_WORK, N_STATES))
-        rows = np.empty((n_rows, N_STATES))
-        run_member(pm, x[m], aux[m], cho_g[im], insulin_u[im], rtol, stride, rows, w)
-        vg = pm[P_VG]
-        for j in range(out_gsub_mg_dl.shape[1]):
-            out_gsub_mg_dl[m, j] = rows[j, X_GS] / vg
-        for j in range(out_bg_mg_dl.shape[1]):
-            out_bg_mg_dl[m, j] = rows[j, X_GP] / vg

@@ -154,8 +154,6 @@ def simulate_by_part(
     cho_g: F64,
     insulin_u: F64,
     g0_mg_dl: float,
-    *,
-    rtol: float,
 ) -> F64:
     """Subcutaneous glucose (N, T + 1) over inputs ``cho_g``/``insulin_u`` (length T, shared by the
     members), each segment run with ``params_by_part[part]`` (P, N, 32), from the basal steady
@@ -175,7 +173,6 @@ def simulate_by_part(
             cho_g[a:b],
             insulin_u[a:b],
             stride=1,
-            rtol=rtol,
         )
         out[:, a + 1 : b + 1] = res.gsub_mg_dl[:, 1:]
     out[~ok] = np.nan
@@ -230,7 +227,6 @@ def identify_dayparts(
                 lik.cho,
                 lik.ins,
                 lik.g0,
-                rtol=ident.config.rtol,
             )
             sc = lik.nll_of(g) / temperature + 0.5 * (grid / cfg.prior_sd) ** 2
             scores[p] = sc

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetwin.errors import InputDataError
-from edgetwin.model.ensemble import ENSEMBLE_RTOL, new_aux, run_ensemble
+from edgetwin.model.ensemble import new_aux, run_ensemble
 from edgetwin.model.kernels import N_AUX
 from edgetwin.model.params import N_PARAMS, N_STATES, PatientParams
 
@@ -92,9 +92,7 @@ class InputPlan:
         return int(self.cho_g.size)
 
 
-def simulate_plans(
-    ens: TwinEnsemble, plans: list[InputPlan], *, stride: int = 5, rtol: float = ENSEMBLE_RTOL
-) -> F64:
+def simulate_plans(ens: TwinEnsemble, plans: list[InputPlan], *, stride: int = 5) -> F64:
     """Run every plan on every member (the ensemble is not changed).
 
     Returns subcutaneous glucose (mg/dL), shape (n_plans, N, minutes // stride + 1), column 0 being
@@ -112,7 +110,7 @@ def simulate_plans(
     aux = np.tile(ens.aux, (k, 1))
     cho = np.repeat(np.stack([p.cho_g for p in plans]), n, axis=0)
     ins = np.repeat(np.stack([p.insulin_u for p in plans]), n, axis=0)
-    out = run_ensemble(params, x, aux, cho, ins, stride=stride, rtol=rtol)
+    out = run_ensemble(params, x, aux, cho, ins, stride=stride)
     return out.gsub_mg_dl.reshape(k, n, -1)
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edgetwin.model.ensemble import ENSEMBLE_RTOL
-from edgetwin.model.kernels import AUX_PLANNED_G, ensemble_glucose
+from edgetwin.model.kernels import AUX_PLANNED_G
+from edgetwin.model.lockstep import ensemble_glucose
 from edgetwin.model.params import P_IB, P_VG, X_GP, X_GS, X_GT, X_I1, X_ID, X_IL, X_IP, X_X
 from edgetwin.twin.indices import steady_states
 from edgetwin.twin.kernels import assimilate_cgm_kernel, systematic_resample
@@ -65,7 +65,6 @@ class FilterConfig:
     initial_glucose_log_sd: float = 0.15
     resample_ess_fraction: float = 0.5
     liu_west_shrink: float = 0.98
-    rtol: float = ENSEMBLE_RTOL
 
     def __post_init__(self) -> None:
         if not 16 <= self.particles <= 100_000:
@@ -216,7 +215,7 @@ class ParticleFilter:
         if cho is None:
             cho = self._zero_cho.setdefault(t, np.zeros((1, t)))
         ins = np.ascontiguousarray(insulin_u, dtype=np.float64).reshape(1, t)
-        ensemble_glucose(st.params, st.x, st.aux, cho, ins, cfg.rtol, t, _EMPTY_OUT, _EMPTY_OUT)
+        ensemble_glucose(st.params, st.x, st.aux, cho, ins, t, _EMPTY_OUT, _EMPTY_OUT)
         s = self.sensor
         d = s.decay(t)
         st.bias = s.mean_mg_dl + d * (st.bias - s.mean_mg_dl)

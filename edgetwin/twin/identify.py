@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetwin.errors import InputDataError
-from edgetwin.model.ensemble import ENSEMBLE_RTOL, new_aux, run_ensemble
+from edgetwin.model.ensemble import new_aux, run_ensemble
 from edgetwin.model.params import P_VG, X_GP, X_GS, X_GT, PatientParams
 from edgetwin.twin.history import History
 from edgetwin.twin.indices import steady_states
@@ -74,7 +74,6 @@ class IdentifyConfig:
     misspecification_factor: float = 8.0
     max_days: float = 14.0
     chunk: int = 96
-    rtol: float = ENSEMBLE_RTOL
 
 
 @dataclass(frozen=True)
@@ -137,9 +136,7 @@ class HistoryLikelihood:
     def simulate(self, params: F64) -> F64:
         """Subcutaneous glucose (N, T + 1) of each row over the window (NaN rows: no steady state)."""
         x, ok = basal_start(params, self.g0)
-        out = run_ensemble(
-            params, x, new_aux(params.shape[0]), self.cho, self.ins, stride=1, rtol=self.cfg.rtol
-        )
+        out = run_ensemble(params, x, new_aux(params.shape[0]), self.cho, self.ins, stride=1)
         gsub = out.gsub_mg_dl
         gsub[~ok] = np.nan
         return gsub

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from edgetwin.model.ensemble import ENSEMBLE_RTOL, new_aux, run_ensemble
+from edgetwin.model.ensemble import new_aux, run_ensemble
 from edgetwin.model.integrate import N_WORK
 from edgetwin.model.kernels import AUX_H_HINT, N_AUX, run_member
 from edgetwin.model.params import N_STATES, P_BW, P_U2SS, P_VG, X_GS, X_QGUT
@@ -72,6 +72,10 @@ def insulin_sensitivity_mg_dl_per_u(params: F64) -> F64:
     return np.where(ok, drop / PROBE_U, np.nan)
 
 
+HALF_TIME_RTOL = 1e-4
+"""The half-time needs whole minutes, not 1e-6 (one member per row: the adaptive solve)."""
+
+
 @njit(cache=True, parallel=True)
 def _half_times(params: np.ndarray, x0: np.ndarray, cho: np.ndarray, rtol: float, out: np.ndarray) -> None:
     n = params.shape[0]
@@ -110,5 +114,5 @@ def absorption_half_time_min(params: F64) -> F64:
     cho = np.zeros(MEAL_MIN)
     cho[0] = MEAL_G
     out = np.empty(p.shape[0])
-    _half_times(p, x, cho, ENSEMBLE_RTOL, out)
+    _half_times(p, x, cho, HALF_TIME_RTOL, out)
     return out

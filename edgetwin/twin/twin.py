@@ -464,7 +464,7 @@ class Twin:
         idx = self._pf.select(st, members, rng)
         x = np.ascontiguousarray(st.x[idx])
         aux = np.ascontiguousarray(st.aux[idx])
-        out = run_ensemble(st.params[idx], x, aux, cho, ins, stride=FORECAST_STEP_MIN, rtol=self.config.rtol)
+        out = run_ensemble(st.params[idx], x, aux, cho, ins, stride=FORECAST_STEP_MIN)
         g = out.gsub_mg_dl[:, horizons // FORECAST_STEP_MIN]
         q = cgm_quantiles(g, st.bias[idx], st.bias_var, horizons.astype(float), self.sensor)
         return q, out.gsub_mg_dl
@@ -733,6 +733,8 @@ class Twin:
             )
             cfg = doc["config"]
             cfg["theta_walk_per_sqrt_day"] = tuple(cfg["theta_walk_per_sqrt_day"])
+            # Checkpoints before the lock-step ensemble (2026-12) stored its solver tolerance.
+            cfg.pop("rtol", None)
             config = FilterConfig(**cfg)
             sensor = SensorErrorModel(**doc["sensor"])
             twin = cls.__new__(cls)
