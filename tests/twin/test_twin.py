@@ -322,6 +322,18 @@ def test_a_profile_twin_checkpoints_its_mixed_prior_compactly(day: Day) -> None:
     same(original, restored)
 
 
+def test_a_checkpoint_from_before_the_lock_step_ensemble_still_restores(day: Day) -> None:
+    """Gateways updated in place keep their twin: the old config's solver tolerance is ignored."""
+    import msgpack
+
+    original = new_twin(day)
+    feed(original, day, 0, 120)
+    doc = msgpack.unpackb(original.checkpoint(), raw=False)
+    doc["config"]["rtol"] = 1e-4
+    restored = Twin.restore(msgpack.packb(doc, use_bin_type=True))
+    same(original, restored)
+
+
 def test_restore_refuses_what_is_not_a_checkpoint(day: Day) -> None:
     with pytest.raises(InputDataError):
         Twin.restore(b"not msgpack at all \xff\x00")
