@@ -71,6 +71,9 @@ MAX_SPAN_MIN = 3
 MAX_SUBSTEPS = 8
 """Most steps a minute is cut into while a lane's stomach crosses a steep front."""
 
+MAX_BASE_SUBSTEPS = 64
+"""Most steps per minute for stiffness (a rate of 160/min; the cohort's fastest is about 1.2)."""
+
 RK4_STABLE_H_LAMBDA = 2.5
 """h·λ kept under this on the fastest linear mode (RK4's real stability limit is 2.785)."""
 
@@ -149,9 +152,7 @@ def _complete(w: np.ndarray, j: int) -> None:
 
 @njit(cache=True, inline="always", fastmath=_FAST, error_model="numpy")
 def _stage(w: np.ndarray, j: int, a: float, wgt: float) -> None:
-    """One RK4 stage for lane ``j``: derivative at x + a·k, accumulated into S with weight ``wgt``.
-
-    """
+    """One RK4 stage for lane ``j``: derivative at x + a·k, accumulated into S with weight ``wgt``."""
     u = np.uint64(j)
     y = (
         w[_ix(_R_X + 0, u)] + a * w[_ix(_R_K + 0, u)],
@@ -312,6 +313,10 @@ def ensemble_glucose(
         for j in range(BLOCK):
             lam = max(lam, fastest_rate(params[0 if shared_p else lo + (j if j < used else 0)]))
         h_stable = RK4_STABLE_H_LAMBDA / lam if lam > 0.0 else float(MAX_SPAN_MIN)
+        if not h_stable >= 1.0 / MAX_BASE_SUBSTEPS:
+            # A nonsense rate (garbage or NaN parameters) must not stall the block: that lane may
+            # go non-finite, the others stay exact.
+            h_stable = 1.0 / MAX_BASE_SUBSTEPS
         span_cap = max(1, min(MAX_SPAN_MIN, int(h_stable)))
         base_sub = max(1, int(math.ceil(1.0 / h_stable)))
         k = 0

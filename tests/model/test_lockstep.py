@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from edgetwin.model import cohort_names, load_patient, new_aux, run_ensemble
 from edgetwin.model.kernels import AUX_H_HINT, N_AUX, simulate_states
 from edgetwin.model.lockstep import BLOCK
-from edgetwin.model.params import N_STATES, X_GP, X_GS
+from edgetwin.model.params import N_STATES, P_KABS, X_GP, X_GS
 from tests.model.test_accuracy import meal_day
 
 TIGHT_RTOL = 1e-10
@@ -103,3 +103,15 @@ def test_any_inputs_stay_within_0_05_mg_dl(
     # 0.02 mg/dL; the cohort's days stay under 0.02 at stride 5 and 0.003 at stride 1.
     assert np.abs(out.gsub_mg_dl[0] - ref[:, X_GS] / pp.Vg)[alive].max() < 0.05
     assert np.abs(out.bg_mg_dl[0] - ref[:, X_GP] / pp.Vg)[alive].max() < 0.05
+
+
+def test_garbage_parameters_neither_stall_the_block_nor_spoil_its_other_members() -> None:
+    good = load_patient("adult#001")
+    cho, ins = meal_day("adult#001")
+    params = np.stack([good.vector(), good.vector(), good.vector()])
+    params[0, P_KABS] = 1e6
+    params[1, P_KABS] = np.nan
+    x = np.stack([good.state0()] * 3)
+    out = run_ensemble(params, x, new_aux(3), cho, ins, stride=5)
+    ref = tight(good.vector(), good.state0(), cho, ins)
+    assert np.abs(out.gsub_mg_dl[2] - ref[::5, X_GS] / good.Vg).max() < 0.02
