@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-days", type=int, default=14, help="longest history timed for batch personalisation"
     )
-    p.add_argument("--particles", type=int, default=None, help="filter particles (default 384)")
+    p.add_argument("--particles", type=int, default=None, help="filter particles (default 1024)")
     p.add_argument("--workers", type=int, default=2, help="patients replayed in parallel (1 thread each)")
 
 

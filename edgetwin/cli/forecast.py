@@ -57,7 +57,7 @@ def add_twin_arguments(p: argparse.ArgumentParser, *, gateway: bool = False) -> 
         help="local time of day at minute 0 of the history (places the profile's basal schedule)",
     )
     p.add_argument("--sensor", default="Dexcom", help="CGM noise model: Dexcom, GuardianRT or Navigator")
-    p.add_argument("--particles", type=int, default=None, help="particles in the filter (default 384)")
+    p.add_argument("--particles", type=int, default=None, help="particles in the filter (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="seed of the filter's random draws")
 
 

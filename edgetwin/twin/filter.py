@@ -54,7 +54,10 @@ _EMPTY_OUT = np.empty((0, 0))
 class FilterConfig:
     """Tuning of the particle filter (units in the names; rates per day)."""
 
-    particles: int = 384
+    particles: int = 1024
+    """1024 rather than 384: over 3 scenario seeds x 30 patients the profile-only twin's 30-min
+    RMSE fell from 0.70 to 0.64 x persistence (384 particles lost track on the hardest seed;
+    768 gave 0.645, 1536 0.634), at about 3 ms per update."""
     glucose_walk_mg_dl_per_sqrt_min: float = 0.4
     unannounced_meals_per_day: float = 3.0
     unannounced_meal_median_g: float = 30.0

@@ -680,7 +680,7 @@ class Twin:
     # -- persistence --------------------------------------------------------------------------
 
     def checkpoint(self) -> bytes:
-        """Everything needed to resume exactly (msgpack, versioned; about 170 kB at 384
+        """Everything needed to resume exactly (msgpack, versioned; about 410 kB at 1024
         particles): the current particles, the oldest snapshot of the replay window and the
         events since it, so late data after a restore still replays."""
         self._sync()
