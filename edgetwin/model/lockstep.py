@@ -39,8 +39,8 @@ from edgetwin.model.kernels import (
     AUX_LAST_EAT_G,
     AUX_PLANNED_G,
     AUX_QSTO_AT_START_MG,
-    EAT_RATE_G_PER_MIN,
     U_TO_PMOL,
+    meal_minute,
 )
 from edgetwin.model.params import (
     N_PARAMS,
@@ -238,21 +238,20 @@ def _front_steps_per_min(w: np.ndarray, j: int, minutes: float) -> float:
 
 @njit(cache=True, inline="always", fastmath=_FAST, error_model="numpy")
 def _minute_inputs(w: np.ndarray, j: int, cho_g: float, insulin_u: float) -> None:
-    """Meal bookkeeping for lane ``j`` at the start of a minute (as :func:`kernels.run_member`)."""
+    """Meal bookkeeping and this minute's inputs for lane ``j`` (:func:`kernels.meal_minute`)."""
     u = np.uint64(j)
-    planned = w[_ix(_R_AUX + AUX_PLANNED_G, u)] + cho_g
-    to_eat = EAT_RATE_G_PER_MIN if planned > EAT_RATE_G_PER_MIN else planned
-    to_eat = to_eat if to_eat > 0.0 else 0.0
-    planned -= to_eat
-    w[_ix(_R_AUX + AUX_PLANNED_G, u)] = planned if planned > 0.0 else 0.0
-    starts = (to_eat > 0.0) & (w[_ix(_R_AUX + AUX_LAST_EAT_G, u)] <= 0.0)
-    qsto = w[_ix(_R_X + X_QSTO1, u)] + w[_ix(_R_X + X_QSTO2, u)]
-    at_start = qsto if starts else w[_ix(_R_AUX + AUX_QSTO_AT_START_MG, u)]
-    eaten = to_eat if starts else w[_ix(_R_AUX + AUX_EATEN_G, u)] + to_eat
+    planned, to_eat, at_start, eaten, dbar = meal_minute(
+        w[_ix(_R_AUX + AUX_PLANNED_G, u)],
+        w[_ix(_R_AUX + AUX_LAST_EAT_G, u)],
+        w[_ix(_R_AUX + AUX_QSTO_AT_START_MG, u)],
+        w[_ix(_R_AUX + AUX_EATEN_G, u)],
+        w[_ix(_R_X + X_QSTO1, u)] + w[_ix(_R_X + X_QSTO2, u)],
+        cho_g,
+    )
+    w[_ix(_R_AUX + AUX_PLANNED_G, u)] = planned
+    w[_ix(_R_AUX + AUX_LAST_EAT_G, u)] = to_eat
     w[_ix(_R_AUX + AUX_QSTO_AT_START_MG, u)] = at_start
     w[_ix(_R_AUX + AUX_EATEN_G, u)] = eaten
-    w[_ix(_R_AUX + AUX_LAST_EAT_G, u)] = to_eat
-    dbar = at_start + 1000.0 * eaten
     safe = dbar if dbar > 0.0 else 1.0
     w[_ix(_R_DBAR, u)] = dbar
     w[_ix(_R_SB, u)] = 2.5 / (safe * (1.0 - w[_ix(_R_P + P_B, u)]))
