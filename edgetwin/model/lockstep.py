@@ -58,7 +58,7 @@ from edgetwin.model.params import (
     X_QSTO1,
     X_QSTO2,
 )
-from edgetwin.model.rhs import rhs_scalars
+from edgetwin.model.rhs import front_slopes, rhs_scalars
 
 __all__ = ["BLOCK", "MAX_SPAN_MIN", "MAX_SUBSTEPS", "ensemble_glucose"]
 
@@ -252,10 +252,10 @@ def _minute_inputs(w: np.ndarray, j: int, cho_g: float, insulin_u: float) -> Non
     w[_ix(_R_AUX + AUX_LAST_EAT_G, u)] = to_eat
     w[_ix(_R_AUX + AUX_QSTO_AT_START_MG, u)] = at_start
     w[_ix(_R_AUX + AUX_EATEN_G, u)] = eaten
-    safe = dbar if dbar > 0.0 else 1.0
+    sb, sd = front_slopes(w, _R_P * BLOCK + j, BLOCK, dbar)
     w[_ix(_R_DBAR, u)] = dbar
-    w[_ix(_R_SB, u)] = 2.5 / (safe * (1.0 - w[_ix(_R_P + P_B, u)]))
-    w[_ix(_R_SD, u)] = 2.5 / (safe * w[_ix(_R_P + P_D, u)])
+    w[_ix(_R_SB, u)] = sb
+    w[_ix(_R_SD, u)] = sd
     w[_ix(_R_CHO, u)] = 1000.0 * to_eat
     w[_ix(_R_INS, u)] = insulin_u * w[_ix(_R_TO_PMOL, u)]
 

@@ -47,7 +47,7 @@ from edgetwin.model.params import (
     P_VMX,
 )
 
-__all__ = ["exp_bounded", "model_rhs", "rhs_scalars"]
+__all__ = ["exp_bounded", "front_slopes", "model_rhs", "rhs_scalars"]
 
 _FAST = {"contract", "afn", "reassoc", "nsz", "arcp"}
 # Division by zero gives inf/nan instead of raising: no exception branch in the hot loops, which is
@@ -186,11 +186,16 @@ def rhs_scalars(
 
 
 @njit(cache=True, inline="always", fastmath=_FAST, error_model=_ERR)
-def front_slopes(p: np.ndarray, dbar_mg: float) -> tuple[float, float]:
-    """The gastric-emptying fronts' slopes 5/(2·Dbar·(1-b)) and 5/(2·Dbar·d) (1/mg); 0 with no meal."""
-    if dbar_mg <= 0.0:
-        return 0.0, 0.0
-    return 2.5 / (dbar_mg * (1.0 - p[P_B])), 2.5 / (dbar_mg * p[P_D])
+def front_slopes(p: np.ndarray, o: int, s: int, dbar_mg: float) -> tuple[float, float]:
+    """The gastric-emptying fronts' slopes 5/(2·Dbar·(1-b)) and 5/(2·Dbar·d) (1/mg); 0 with no meal.
+
+    Parameters are read as in :func:`rhs_scalars`; straight-line code, so lanes vectorise.
+    """
+    meal = dbar_mg > 0.0
+    safe = dbar_mg if meal else 1.0
+    sb = 2.5 / (safe * (1.0 - p[o + s * P_B]))
+    sd = 2.5 / (safe * p[o + s * P_D])
+    return (sb if meal else 0.0), (sd if meal else 0.0)
 
 
 @njit(cache=True, inline="always", fastmath=_FAST, error_model=_ERR)
@@ -203,7 +208,7 @@ def model_rhs(
     out: np.ndarray,
 ) -> None:
     """Write dx/dt (per minute) of the 13-state model at state ``x`` into ``out``."""
-    sb, sd = front_slopes(p, dbar_mg)
+    sb, sd = front_slopes(p, 0, 1, dbar_mg)
     d = rhs_scalars(
         x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12],
         p,
