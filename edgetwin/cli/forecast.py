@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from edgetwin.twin.daypart import DaypartSensitivity
     from edgetwin.twin.history import History
     from edgetwin.twin.twin import Twin
 
@@ -70,6 +71,7 @@ class TwinSetup:
     feed_from: int
     before_issue: Callable[[Twin, int], None] | None
     note: str
+    dayparts: DaypartSensitivity | None = None
 
 
 def start_twin(args: argparse.Namespace, history: History, *, rolling: bool = False) -> TwinSetup:
@@ -83,6 +85,7 @@ def start_twin(args: argparse.Namespace, history: History, *, rolling: bool = Fa
     from edgetwin.cli import UsageError
     from edgetwin.model.cohort import load_patient
     from edgetwin.therapy import load_profile
+    from edgetwin.twin.daypart import posterior_with_dayparts
     from edgetwin.twin.filter import FilterConfig
     from edgetwin.twin.history import NightlyPersonaliser
     from edgetwin.twin.identify import identify
@@ -135,15 +138,14 @@ def start_twin(args: argparse.Namespace, history: History, *, rolling: bool = Fa
         twin = Twin(prior, schedule, initial_glucose_mg_dl=first_reading(0), **common)
         return TwinSetup(twin, 0, None, "profile prior, learned online (history under 6 h: no batch step)")
     res = identify(prior, history)
+    posterior, dayparts = posterior_with_dayparts(res, history, minute_of_day)
     start = max(0, history.last_minute - 1439)
-    twin = Twin(
-        res.posterior, schedule, start_minute=start, initial_glucose_mg_dl=first_reading(start), **common
-    )
+    twin = Twin(posterior, schedule, start_minute=start, initial_glucose_mg_dl=first_reading(start), **common)
     note = (
         f"personalised in batch from {res.days:.1f} days ({res.evaluations} model runs, {res.seconds:.1f} s), "
         f"then filtered over the last {history.last_minute - start + 1} min"
     )
-    return TwinSetup(twin, start, None, note)
+    return TwinSetup(twin, start, None, note, dayparts)
 
 
 def register(sub: Any) -> None:
@@ -201,5 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.profile:
         print("Personalised parameters (posterior mean, sd, 10-90 % range):")
         print(twin.parameters().format())
+        if setup.dayparts is not None:
+            print(setup.dayparts.format())
     print(f"Forecast every 5 min written to {args.out}")
     return 0

@@ -91,7 +91,7 @@ class DecisionStage:
             now, profile, self.limits, reservoir_u=None if pump is None else pump.reservoir_u,
             meal_carbs_g=meal_g, cgm=cgm,
         )  # fmt: skip
-        ensemble = twin.ensemble()  # type: ignore[attr-defined]
+        ensemble = twin.ensemble(for_dosing=True)  # type: ignore[attr-defined]
         suggestion = await asyncio.to_thread(self.suggester.suggest, ensemble, inputs)
         self._meals_seen.update(c.time_utc for c in new_meals)
         self._meals_seen = {t for t in self._meals_seen if t > now - 2 * MEAL_WINDOW}

@@ -21,7 +21,7 @@ enforce them: every suggestion still goes through :class:`~edgetwin.safety.Safet
 How the gateway calls it::
 
     suggester = Suggester()
-    s = suggester.suggest(twin.ensemble(), SuggestInputs(now_utc, profile, limits,
+    s = suggester.suggest(twin.ensemble(for_dosing=True), SuggestInputs(now_utc, profile, limits,
                           reservoir_u=pump.reservoir_u, cgm=assess_cgm(readings, now_utc, limits)))
     result = gate.review(s, GateInputs(now_utc, profile, readings, deliveries, pump))
 """
@@ -590,5 +590,4 @@ def _resample(ens: TwinEnsemble, m: int) -> TwinEnsemble:
     cdf = np.cumsum(ens.weights)
     cdf[-1] = 1.0
     idx = np.searchsorted(cdf, (np.arange(m) + 0.5) / m)
-    params = ens.params if ens.params.shape[0] == 1 else ens.params[idx]
-    return TwinEnsemble(ens.minute, params.copy(), ens.x[idx].copy(), ens.aux[idx].copy())
+    return ens.select(idx)

@@ -119,7 +119,7 @@ class LivingTwinEstimator:
             self._nightly(twin, minute)
 
     def ensemble(self) -> TwinEnsemble:
-        return self._get().ensemble()
+        return self._get().ensemble(for_dosing=True)
 
 
 class OracleEstimator:

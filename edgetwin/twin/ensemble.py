@@ -18,20 +18,24 @@ from edgetwin.model.ensemble import new_aux, run_ensemble
 from edgetwin.model.kernels import N_AUX
 from edgetwin.model.params import N_PARAMS, N_STATES, PatientParams
 
-__all__ = ["InputPlan", "TwinEnsemble", "simulate_plans", "weighted_quantiles"]
+__all__ = ["InputPlan", "TwinEnsemble", "run_members", "simulate_plans", "weighted_quantiles"]
 
 F64 = npt.NDArray[np.float64]
 
 
 @dataclass
 class TwinEnsemble:
-    """N weighted members at twin minute ``minute``: params (N, 32), x (N, 13), aux (N, 5)."""
+    """N weighted members at twin minute ``minute``: params (N, 32), x (N, 13), aux (N, 5).
+
+    ``switches`` are parameter changes ahead, ``(minutes after minute, params)`` in time order:
+    a twin with insulin sensitivity by time of day switches at the parts' boundaries."""
 
     minute: int
     params: F64
     x: F64
     aux: F64
     weights: F64 = field(default_factory=lambda: np.empty(0))
+    switches: tuple[tuple[int, F64], ...] = ()
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
@@ -47,6 +51,11 @@ class TwinEnsemble:
         if total <= 0:
             raise InputDataError("weights must not all be zero")
         self.weights = self.weights / total
+        last = 0
+        for at, p in self.switches:
+            if at <= last or p.shape != self.params.shape:
+                raise InputDataError("switches must be in time order, after now, shaped like params")
+            last = at
 
     @property
     def size(self) -> int:
@@ -60,7 +69,23 @@ class TwinEnsemble:
 
     def copy(self) -> TwinEnsemble:
         return TwinEnsemble(
-            self.minute, self.params.copy(), self.x.copy(), self.aux.copy(), self.weights.copy()
+            self.minute,
+            self.params.copy(),
+            self.x.copy(),
+            self.aux.copy(),
+            self.weights.copy(),
+            tuple((at, p.copy()) for at, p in self.switches),
+        )
+
+    def select(self, idx: npt.NDArray[np.int64]) -> TwinEnsemble:
+        """The members ``idx`` (copies), equally weighted."""
+        pick = lambda p: (p if p.shape[0] == 1 else p[idx]).copy()  # noqa: E731
+        return TwinEnsemble(
+            self.minute,
+            pick(self.params),
+            self.x[idx].copy(),
+            self.aux[idx].copy(),
+            switches=tuple((at, pick(p)) for at, p in self.switches),
         )
 
     @classmethod
@@ -105,13 +130,49 @@ def simulate_plans(ens: TwinEnsemble, plans: list[InputPlan], *, stride: int = 5
         raise InputDataError("all plans must cover the same number of minutes")
     n = ens.size
     k = len(plans)
-    params = np.tile(ens.member_params(), (k, 1))
+
+    def tiled(p: F64) -> F64:
+        return np.tile(p if p.shape[0] == n else np.repeat(p, n, axis=0), (k, 1))
+
     x = np.tile(ens.x, (k, 1))
     aux = np.tile(ens.aux, (k, 1))
     cho = np.repeat(np.stack([p.cho_g for p in plans]), n, axis=0)
     ins = np.repeat(np.stack([p.insulin_u for p in plans]), n, axis=0)
-    out = run_ensemble(params, x, aux, cho, ins, stride=stride)
-    return out.gsub_mg_dl.reshape(k, n, -1)
+    switches = tuple((at, tiled(p)) for at, p in ens.switches)
+    g = run_members(tiled(ens.params), switches, x, aux, cho, ins, stride=stride)
+    return g.reshape(k, n, -1)
+
+
+def run_members(
+    params: F64,
+    switches: tuple[tuple[int, F64], ...],
+    x: F64,
+    aux: F64,
+    cho_g: F64,
+    insulin_u: F64,
+    *,
+    stride: int,
+) -> F64:
+    """Subcutaneous glucose (N, T // stride + 1) of members run from ``x``/``aux`` (advanced in
+    place) over T minutes of inputs, with ``params`` until the first of ``switches`` (minutes
+    from the start, params) and each switch's params after it. A switch takes effect at the
+    first output step at or after its minute (at most ``stride`` - 1 minutes late)."""
+    if not switches:
+        return run_ensemble(params, x, aux, cho_g, insulin_u, stride=stride).gsub_mg_dl
+    total = cho_g.shape[-1]
+    cuts = [0]
+    for at, _ in switches:
+        cuts.append(max(cuts[-1], min(total, -(-at // stride) * stride)))
+    cuts.append(total)
+    plist = [params, *(p for _, p in switches)]
+    parts: list[F64] = []
+    for k, p in enumerate(plist):
+        a, b = cuts[k], cuts[k + 1]
+        if b <= a:
+            continue
+        g = run_ensemble(p, x, aux, cho_g[..., a:b], insulin_u[..., a:b], stride=stride).gsub_mg_dl
+        parts.append(g if not parts else g[:, 1:])
+    return np.concatenate(parts, axis=1)
 
 
 def weighted_quantiles(values: F64, weights: F64, quantiles: tuple[float, ...]) -> F64:

@@ -43,6 +43,7 @@ from edgetwin.twin.prior import (
     compose_params,
 )
 from edgetwin.twin.sensor_model import SensorErrorModel
+from edgetwin.twin.timeofday import part_at, part_segments
 
 __all__ = ["Assimilation", "FilterConfig", "FilterState", "ParticleFilter"]
 
@@ -139,13 +140,32 @@ class Assimilation:
 class ParticleFilter:
     """Propagation, assimilation and resampling on :class:`FilterState` (no clock, no log)."""
 
-    def __init__(self, prior: ParticlePrior, sensor: SensorErrorModel, config: FilterConfig) -> None:
+    def __init__(
+        self,
+        prior: ParticlePrior,
+        sensor: SensorErrorModel,
+        config: FilterConfig,
+        minute_of_day_at_zero: int = 0,
+    ) -> None:
         self.prior = prior
         self.sensor = sensor
         self.config = config
+        self.minute_of_day_at_zero = int(minute_of_day_at_zero)
         self._resp = np.empty(config.particles)
         self._idx = np.empty(config.particles, dtype=np.int64)
         self._zero_cho: dict[int, F64] = {}
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def si_log_at(self, minute: int) -> float:
+        """The prior's insulin-sensitivity log-multiplier for the part of the day of ``minute``."""
+        return float(self.prior.si_by_part[part_at(self.minute_of_day_at_zero, minute)])
+
+    def params_for(
+        self, donor_idx: npt.NDArray[np.int64], theta: F64, minute: int, out: F64 | None = None
+    ) -> F64:
+        """Parameter rows for particles (donors, multipliers) in force at twin ``minute``."""
+        return compose_params(self.prior.donors, donor_idx, theta, out=out, si_log=self.si_log_at(minute))
 
     # -- construction -------------------------------------------------------------------------
 
@@ -156,12 +176,12 @@ class ParticleFilter:
         around ``glucose_mg_dl`` when the current glucose is known)."""
         n = self.config.particles
         idx, theta = self.prior.sample(n, rng)
-        params = compose_params(self.prior.donors, idx, theta)
+        params = self.params_for(idx, theta, minute)
         x, ok = steady_states(params)
         if not ok.all():
             # A multiplier draw without a steady state: fall back to the donor itself.
             theta[~ok] = 0.0
-            params = compose_params(self.prior.donors, idx, theta)
+            params = self.params_for(idx, theta, minute)
             x, ok = steady_states(params)
         vg = params[:, P_VG]
         g = x[:, X_GS] / vg
@@ -213,17 +233,31 @@ class ParticleFilter:
             st.theta[:, TH_FLUX] *= math.exp(-t / cfg.flux_time_constant_min)
             st.theta += step * rng.standard_normal(st.theta.shape)
             np.clip(st.theta, THETA_LOW, THETA_HIGH, out=st.theta)
-            compose_params(self.prior.donors, st.donor_idx, st.theta, out=st.params)
-        cho = self._zero_cho.get(t)
-        if cho is None:
-            cho = self._zero_cho.setdefault(t, np.zeros((1, t)))
         ins = np.ascontiguousarray(insulin_u, dtype=np.float64).reshape(1, t)
-        ensemble_glucose(st.params, st.x, st.aux, cho, ins, t, _EMPTY_OUT, _EMPTY_OUT)
+        start = st.minute
+        if self.prior.si_by_part.any():
+            # Insulin sensitivity by time of day: each part of the day with its own parameters.
+            for a, b, _ in part_segments(self.minute_of_day_at_zero, start, start + t):
+                self.params_for(st.donor_idx, st.theta, a, out=st.params)
+                self._advance(st, ins[:, a - start : b - start])
+            self.params_for(st.donor_idx, st.theta, start + t, out=st.params)
+        else:
+            if noise:
+                compose_params(self.prior.donors, st.donor_idx, st.theta, out=st.params)
+            self._advance(st, ins)
         s = self.sensor
         d = s.decay(t)
         st.bias = s.mean_mg_dl + d * (st.bias - s.mean_mg_dl)
         st.bias_var = s.predict_var(st.bias_var, t)
         st.minute += t
+
+    def _advance(self, st: FilterState, ins: F64) -> None:
+        """Run the particles' model over per-minute insulin ``ins`` (1, T), no meals starting."""
+        t = int(ins.shape[1])
+        cho = self._zero_cho.get(t)
+        if cho is None:
+            cho = self._zero_cho.setdefault(t, np.zeros((1, t)))
+        ensemble_glucose(st.params, st.x, st.aux, cho, np.ascontiguousarray(ins), t, _EMPTY_OUT, _EMPTY_OUT)
 
     def announce_carbs(self, st: FilterState, grams: float, rng: np.random.Generator) -> None:
         """An announced meal starts now; each particle believes the count up to its error."""
@@ -297,7 +331,7 @@ class ParticleFilter:
         st.x = np.ascontiguousarray(st.x[idx])
         st.aux = np.ascontiguousarray(st.aux[idx])
         st.bias = st.bias[idx]
-        st.params = compose_params(self.prior.donors, st.donor_idx, st.theta)
+        st.params = self.params_for(st.donor_idx, st.theta, st.minute)
         st.log_w = np.full(st.size, -math.log(st.size))
         st.stats["resamples"] = st.stats.get("resamples", 0) + 1
 
@@ -336,10 +370,11 @@ class ParticleFilter:
             theta_sd=both(old.theta_sd, prior.theta_sd),
             description=prior.description,
             flux_walk_mg_kg_min_per_sqrt_min=prior.flux_walk_mg_kg_min_per_sqrt_min,
+            si_by_part=prior.si_by_part,
         )
         self.prior = merged
         idx = idx.astype(np.int64)
-        params = compose_params(merged.donors, idx, theta)
+        params = self.params_for(idx, theta, st.minute)
         new_ss, new_ok = steady_states(params)
         ok = old_ok & new_ok
         ok &= take

@@ -9,9 +9,11 @@ A history file is the ``edgetwin simulate`` output format: columns ``minute``, `
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +23,9 @@ from edgetwin.errors import InputDataError
 from edgetwin.twin.forecast import Forecast
 from edgetwin.twin.prior import ParticlePrior
 from edgetwin.twin.twin import Twin
+
+if TYPE_CHECKING:
+    from edgetwin.twin.daypart import DaypartSensitivity
 
 __all__ = [
     "BacktestRow",
@@ -181,25 +186,41 @@ class BacktestRow:
 
 class NightlyPersonaliser:
     """Re-identify the twin's parameters once a day from the data seen so far (at most the
-    last 14 days), starting each time from the original prior, as a gateway does at night."""
+    last 14 days), starting each time from the original prior, as a gateway does at night;
+    with ``dayparts``, insulin sensitivity by time of day too (where identified)."""
 
     def __init__(
-        self, prior: ParticlePrior, history: History, *, every_min: int = 1440, first_min: int = 1440
+        self,
+        prior: ParticlePrior,
+        history: History,
+        *,
+        every_min: int = 1440,
+        first_min: int = 1440,
+        dayparts: bool = True,
     ):
         self.prior = prior
         self.history = history
         self.every_min = every_min
         self.next_min = first_min
+        self.dayparts = dayparts
         self.runs: list[float] = []
+        self.last_dayparts: DaypartSensitivity | None = None
 
     def __call__(self, twin: Twin, minute: int) -> None:
         if minute < self.next_min:
             return
+        from edgetwin.twin.daypart import posterior_with_dayparts
         from edgetwin.twin.identify import identify
 
+        t0 = time.perf_counter()
         res = identify(self.prior, self.history, end=minute + 1)
-        twin.adopt(res.posterior)
-        self.runs.append(res.seconds)
+        posterior = res.posterior
+        if self.dayparts:
+            posterior, self.last_dayparts = posterior_with_dayparts(
+                res, self.history, twin.schedule.minute_of_day_at_zero
+            )
+        twin.adopt(posterior)
+        self.runs.append(time.perf_counter() - t0)
         while self.next_min <= minute:
             self.next_min += self.every_min
 

@@ -61,6 +61,7 @@ from edgetwin.model.params import (
 )
 from edgetwin.therapy import TherapyProfile
 from edgetwin.twin.indices import insulin_sensitivity_mg_dl_per_u, steady_states
+from edgetwin.twin.timeofday import N_DAYPARTS
 
 __all__ = [
     "N_LEARNED",
@@ -116,11 +117,16 @@ class Donors:
 
 
 def compose_params(
-    donors: Donors, donor_idx: npt.NDArray[np.int64], theta: F64, out: F64 | None = None
+    donors: Donors,
+    donor_idx: npt.NDArray[np.int64],
+    theta: F64,
+    out: F64 | None = None,
+    si_log: float = 0.0,
 ) -> F64:
-    """Parameter rows (N, 32) for particles with donors ``donor_idx`` and multipliers ``theta``."""
+    """Parameter rows (N, 32) for particles with donors ``donor_idx`` and multipliers ``theta``;
+    ``si_log`` is added to every row's ``insulin_sensitivity`` (the part of the day's pattern)."""
     p = np.take(donors.vectors, donor_idx, axis=0, out=out)
-    s_i = np.exp(theta[:, TH_SI])
+    s_i = np.exp(theta[:, TH_SI] + si_log)
     s_a = np.exp(theta[:, TH_ABS])
     s_e = np.exp(theta[:, TH_EGP])
     p[:, P_VMX] *= s_i
@@ -151,6 +157,10 @@ class ParticlePrior:
     a population prior whose structure is only approximately the patient's."""
     mixed_from: ParticlePrior | None = field(default=None, repr=False, compare=False)
     """The prior this one was built from by :func:`mix_guts` (a checkpoint stores that instead)."""
+    si_by_part: F64 = field(default_factory=lambda: np.zeros(N_DAYPARTS))
+    """Insulin sensitivity by part of the local day (:mod:`edgetwin.twin.daypart`): log-multipliers
+    of every particle's ``insulin_sensitivity`` in parts 00-06, 06-12, 12-18 and 18-24 h; zeros
+    (the default) where the data do not support a pattern."""
 
     def __post_init__(self) -> None:
         d = self.donors.size
@@ -165,6 +175,10 @@ class ParticlePrior:
             object.__setattr__(self, name, a)
         if (self.theta_sd < 0).any():
             raise ModelError("theta_sd must be >= 0")
+        parts = np.asarray(self.si_by_part, dtype=np.float64)
+        if parts.shape != (N_DAYPARTS,) or not np.isfinite(parts).all() or (np.abs(parts) > 1.0).any():
+            raise ModelError(f"si_by_part must be {N_DAYPARTS} log-multipliers within [-1, 1]")
+        object.__setattr__(self, "si_by_part", parts.copy())
         object.__setattr__(self, "donor_weights", w / w.sum())
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], F64]:
@@ -207,6 +221,7 @@ def mix_guts(prior: ParticlePrior) -> ParticlePrior:
         description=f"{prior.description}, guts mixed ({d * d} body x gut donors)",
         flux_walk_mg_kg_min_per_sqrt_min=prior.flux_walk_mg_kg_min_per_sqrt_min,
         mixed_from=prior,
+        si_by_part=prior.si_by_part,
     )
 
 

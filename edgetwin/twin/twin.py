@@ -45,10 +45,9 @@ import numpy.typing as npt
 from edgetwin.errors import InputDataError
 from edgetwin.messages import GLUCOSE_MAX_MG_DL, CgmReading
 from edgetwin.model.cohort import load_patient
-from edgetwin.model.ensemble import run_ensemble
 from edgetwin.model.params import PatientParams
 from edgetwin.therapy import TherapyProfile
-from edgetwin.twin.ensemble import InputPlan, TwinEnsemble
+from edgetwin.twin.ensemble import InputPlan, TwinEnsemble, run_members
 from edgetwin.twin.events import BasalMode, EventLog
 from edgetwin.twin.filter import Assimilation, FilterConfig, FilterState, ParticleFilter
 from edgetwin.twin.forecast import (
@@ -70,12 +69,14 @@ from edgetwin.twin.prior import (
     THETA_NAMES,
     Donors,
     ParticlePrior,
+    compose_params,
     mix_guts,
     patient_prior,
     profile_prior,
 )
 from edgetwin.twin.sensor_model import SensorErrorModel
 from edgetwin.twin.summary import ParameterSummary, estimate
+from edgetwin.twin.timeofday import DAYPARTS, N_DAYPARTS, part_segments
 
 if TYPE_CHECKING:
     from edgetwin.twin.whatif import Scenario, WhatIfReport
@@ -170,7 +171,7 @@ class Twin:
         self.config = config or FilterConfig()
         self.seed = int(seed)
         self.start_minute = int(start_minute)
-        self._pf = ParticleFilter(prior, self.sensor, self.config)
+        self._pf = ParticleFilter(prior, self.sensor, self.config, schedule.minute_of_day_at_zero)
         self._log = EventLog(schedule, basal_mode)
         self._state = self._pf.initial_state(
             self.start_minute, self._rng(self.start_minute, 9), initial_glucose_mg_dl
@@ -464,10 +465,33 @@ class Twin:
         idx = self._pf.select(st, members, rng)
         x = np.ascontiguousarray(st.x[idx])
         aux = np.ascontiguousarray(st.aux[idx])
-        out = run_ensemble(st.params[idx], x, aux, cho, ins, stride=FORECAST_STEP_MIN)
-        g = out.gsub_mg_dl[:, horizons // FORECAST_STEP_MIN]
+        switches = self._switches(st, idx, cho.shape[-1])
+        gsub = run_members(st.params[idx], switches, x, aux, cho, ins, stride=FORECAST_STEP_MIN)
+        g = gsub[:, horizons // FORECAST_STEP_MIN]
         q = cgm_quantiles(g, st.bias[idx], st.bias_var, horizons.astype(float), self.sensor)
-        return q, out.gsub_mg_dl
+        return q, gsub
+
+    def _params_at(
+        self, st: FilterState, idx: npt.NDArray[np.int64] | None, minute: int, for_dosing: bool
+    ) -> F64:
+        """Parameters of particles ``idx`` (all if None) in force at ``minute``; ``for_dosing``:
+        no part of the day less sensitive to insulin than the day-long value."""
+        donor_idx = st.donor_idx if idx is None else st.donor_idx[idx]
+        theta = st.theta if idx is None else st.theta[idx]
+        si_log = self._pf.si_log_at(minute)
+        if for_dosing:
+            si_log = max(si_log, 0.0)
+        return compose_params(self.prior.donors, donor_idx, theta, si_log=si_log)
+
+    def _switches(
+        self, st: FilterState, idx: npt.NDArray[np.int64] | None, minutes: int, for_dosing: bool = False
+    ) -> tuple[tuple[int, F64], ...]:
+        """Parameter switches of particles ``idx`` (all if None) over the ``minutes`` after
+        ``st.minute``: where insulin sensitivity has a time-of-day pattern, one per part boundary."""
+        if not self.prior.si_by_part.any():
+            return ()
+        segs = part_segments(self.schedule.minute_of_day_at_zero, st.minute, st.minute + minutes)
+        return tuple((a - st.minute, self._params_at(st, idx, a, for_dosing)) for a, _, _ in segs[1:])
 
     def adopt(self, prior: ParticlePrior, *, lookback_min: int = 60) -> None:
         """Take a new parameter posterior (e.g. a nightly :func:`~edgetwin.twin.identify.identify`).
@@ -525,19 +549,28 @@ class Twin:
             planned.apply(cho, ins, self._log.basal_u_per_h(start, end))
         return cho, ins
 
-    def ensemble(self, members: int | None = None) -> TwinEnsemble:
-        """A copy of the twin at "now": all particles with weights, or ``members`` drawn by weight."""
+    def ensemble(self, members: int | None = None, *, for_dosing: bool = False) -> TwinEnsemble:
+        """A copy of the twin at "now": all particles with weights, or ``members`` drawn by weight.
+
+        ``for_dosing`` (the suggestion engine's view): a time-of-day pattern of insulin sensitivity
+        may make the twin more sensitive in a part of the day, never less. A pattern can be an
+        artifact of the wrong donor (see :mod:`edgetwin.twin.daypart`), and a falsely "resistant"
+        night would make suggestions bolder exactly when a low is least likely to be noticed.
+        """
         st = self._state_now()
-        if members is None:
-            return TwinEnsemble(st.minute, st.params.copy(), st.x.copy(), st.aux.copy(), st.weights())
-        if members < 1:
+        if members is not None and members < 1:
             raise InputDataError("members must be >= 1")
-        idx = self._pf.select(st, members, self._rng(st.minute, 5))
+        idx = None if members is None else self._pf.select(st, members, self._rng(st.minute, 5))
+        params = st.params if idx is None else st.params[idx]
+        if for_dosing and self._pf.si_log_at(st.minute) < 0:
+            params = self._params_at(st, idx, st.minute, True)
         return TwinEnsemble(
             st.minute,
-            np.ascontiguousarray(st.params[idx]),
-            np.ascontiguousarray(st.x[idx]),
-            np.ascontiguousarray(st.aux[idx]),
+            np.ascontiguousarray(params).copy(),
+            np.ascontiguousarray(st.x if idx is None else st.x[idx]).copy(),
+            np.ascontiguousarray(st.aux if idx is None else st.aux[idx]).copy(),
+            st.weights() if idx is None else np.empty(0),
+            self._switches(st, idx, MAX_HORIZON_MIN, for_dosing),
         )
 
     def baseline_plan(
@@ -605,15 +638,17 @@ class Twin:
         w = st.weights()
         n = min(SUMMARY_MEMBERS, st.size)
         idx = self._pf.select(st, n, self._rng(st.minute, 6))
-        p = np.ascontiguousarray(st.params[idx])
+        donor_idx, theta = st.donor_idx[idx], st.theta[idx]
+        p = np.ascontiguousarray(compose_params(self.prior.donors, donor_idx, theta))  # day-long
         ones = np.ones(n)
+        isf_day = insulin_sensitivity_mg_dl_per_u(p)
         ests = [
             estimate(
                 "insulin_sensitivity_mg_dl_per_u",
                 "mg/dL per U",
-                insulin_sensitivity_mg_dl_per_u(p),
+                isf_day,
                 ones,
-                "largest glucose drop per unit of insulin at basal (the model's correction factor)",
+                "largest glucose drop per unit of insulin at basal (the model's correction factor), day-long",
             ),
             estimate(
                 "carb_absorption_half_time_min",
@@ -630,6 +665,23 @@ class Twin:
                 "steady glucose under the mean scheduled basal rate",
             ),
         ]
+        for part, (label, _, _) in enumerate(DAYPARTS):
+            si_log = float(self.prior.si_by_part[part])
+            isf = isf_day
+            if si_log:
+                isf = insulin_sensitivity_mg_dl_per_u(
+                    compose_params(self.prior.donors, donor_idx, theta, si_log=si_log)
+                )
+            ests.append(
+                estimate(
+                    f"insulin_sensitivity_mg_dl_per_u_{label.replace(' ', '_').replace('-', '_')}",
+                    "mg/dL per U",
+                    isf,
+                    ones,
+                    f"as insulin_sensitivity_mg_dl_per_u, {label} h local time "
+                    + (f"({math.exp(si_log):.2f} x day-long)" if si_log else "(no pattern identified)"),
+                )
+            )
         for j, name in enumerate(THETA_NAMES[:N_LEARNED]):
             ests.append(
                 estimate(
@@ -744,15 +796,15 @@ class Twin:
             twin.config = config
             twin.seed = int(doc["seed"])
             twin.start_minute = int(doc["start_minute"])
-            twin._pf = ParticleFilter(prior, sensor, config)
+            twin._pf = ParticleFilter(prior, sensor, config, schedule.minute_of_day_at_zero)
             twin._log = EventLog.from_dict(doc["log"], schedule)
-            twin._state = _unpack_state(doc["state"], prior)
+            twin._state = _unpack_state(doc["state"], twin._pf)
             twin._done = int(doc["done"])
             twin._now = int(doc["now"])
             twin._cal = Calibrator.from_dict(doc["calibrator"])
             twin._snapshots = {
                 int(doc["base_key"]): (
-                    _unpack_state(doc["base_state"], prior),
+                    _unpack_state(doc["base_state"], twin._pf),
                     Calibrator.from_dict(doc["base_calibrator"]),
                 )
             }
@@ -797,18 +849,17 @@ def _pack_state(st: FilterState) -> dict[str, object]:
     }
 
 
-def _unpack_state(d: dict[str, Any], prior: ParticlePrior) -> FilterState:
-    from edgetwin.twin.prior import compose_params
-
+def _unpack_state(d: dict[str, Any], pf: ParticleFilter) -> FilterState:
     donor_idx = _unpack(d["donor_idx"])
     theta = _unpack(d["theta"])
-    if donor_idx.min(initial=0) < 0 or donor_idx.max(initial=0) >= prior.donors.size:
+    if donor_idx.min(initial=0) < 0 or donor_idx.max(initial=0) >= pf.prior.donors.size:
         raise ValueError("donor index out of range")
+    minute = int(d["minute"])
     return FilterState(
-        minute=int(d["minute"]),
+        minute=minute,
         donor_idx=donor_idx,
         theta=theta,
-        params=compose_params(prior.donors, donor_idx, theta),
+        params=pf.params_for(donor_idx, theta, minute),
         x=_unpack(d["x"]),
         aux=_unpack(d["aux"]),
         bias=_unpack(d["bias"]),
@@ -830,6 +881,7 @@ def _pack_prior(prior: ParticlePrior) -> dict[str, Any]:
         "description": base.description,
         "flux_walk": base.flux_walk_mg_kg_min_per_sqrt_min,
         "mixed_guts": prior.mixed_from is not None,
+        "si_by_part": _pack(prior.si_by_part),
     }
 
 
@@ -841,5 +893,7 @@ def _unpack_prior(pr: dict[str, Any]) -> ParticlePrior:
         theta_sd=_unpack(pr["theta_sd"]),
         description=str(pr["description"]),
         flux_walk_mg_kg_min_per_sqrt_min=float(pr["flux_walk"]),
+        # Checkpoints before insulin sensitivity by time of day (2026-12) have no pattern.
+        si_by_part=_unpack(pr["si_by_part"]) if "si_by_part" in pr else np.zeros(N_DAYPARTS),
     )
     return mix_guts(prior) if pr.get("mixed_guts") else prior
