@@ -469,6 +469,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{100 * statistics.median(t50_err):5.1f} % (range holds truth for {100 * out[f't50_interval_covers_day{d}']:.0f} %)"
         )
 
+    if args.daypart_patients > 0:
+        # Before the cost figures: worker processes must be forked before this process runs
+        # the model multi-threaded (OpenMP does not survive a fork).
+        out.update(_daypart_section(args))
+
     # -- cost per CGM update, single-threaded -------------------------------------------------
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -556,9 +561,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{100 * out[f'batch_{d}d_isf_error_median']:.0f} %); the online filter over the same data: "
             f"{out[f'online_filter_{d}d_s']:5.1f} s"
         )
-
-    if args.daypart_patients > 0:
-        out.update(_daypart_section(args))
 
     targets = {
         "rmse30_known_le_0.6x_persistence_truth": out["ratio_30_known_vs_persistence_truth"] <= 0.6,

@@ -75,7 +75,8 @@ class ParameterSummary:
         }
 
     def format(self) -> str:
-        lines = [f"{'parameter':<34}{'mean':>10}{'sd':>9}{'10%':>10}{'90%':>10}  unit"]
+        w = max([34, *(len(e.name) + 2 for e in self.estimates)])
+        lines = [f"{'parameter':<{w}}{'mean':>10}{'sd':>9}{'10%':>10}{'90%':>10}  unit"]
         for e in self.estimates:
-            lines.append(f"{e.name:<34}{e.mean:10.3g}{e.sd:9.2g}{e.p10:10.3g}{e.p90:10.3g}  {e.unit}")
+            lines.append(f"{e.name:<{w}}{e.mean:10.3g}{e.sd:9.2g}{e.p10:10.3g}{e.p90:10.3g}  {e.unit}")
         return "\n".join(lines)

@@ -230,7 +230,9 @@ class Twin:
     def _rng(self, minute: int, stream: int) -> np.random.Generator:
         """The random stream for one purpose at one minute: counter-based (Philox) keyed by the
         seed, the minute and the stream, so any step can be replayed on its own."""
-        key = np.array([self.seed, minute * 16 + stream], dtype=np.uint64)
+        # int64 viewed as uint64: the same key for minutes >= 0, and minute -1 (a twin's state
+        # before its first minute, e.g. adopting a prior before any data) is a key too.
+        key = np.array([self.seed, minute * 16 + stream], dtype=np.int64).view(np.uint64)
         return np.random.Generator(np.random.Philox(key=key))
 
     def _check_minute(self, minute: int) -> int:

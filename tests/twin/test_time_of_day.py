@@ -138,3 +138,12 @@ def test_an_empty_plan_list_and_mismatched_plans_are_refused() -> None:
         simulate_plans(
             ens, [InputPlan("a", np.zeros(10), np.zeros(10)), InputPlan("b", np.zeros(5), np.zeros(5))]
         )
+
+
+def test_a_pattern_can_be_adopted_before_any_data() -> None:
+    tw = Twin.from_patient(PP, config=FilterConfig(particles=64), initial_glucose_mg_dl=150.0)
+    tw.adopt(dataclasses.replace(patient_prior(PP), si_by_part=np.array([0.2, 0, 0, 0])))
+    np.testing.assert_allclose(tw.prior.si_by_part, [0.2, 0, 0, 0])
+    tw.assimilate_cgm(0, 150.0)
+    assert np.isfinite(tw.forecast(60).p50_mg_dl).all()
+    assert "night_00_06" in tw.parameters().format()

@@ -1,0 +1,26 @@
+"""``edgetwin bench estimate`` runs end to end in a small configuration and reports every figure
+(the full run takes minutes and is run on demand; its figures are in the README)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgetwin.cli import main
+
+
+def test_a_small_run_reports_every_section(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "estimate", "--patients", "1", "--days", "1", "--timing-patients", "1"]
+    argv += ["--batch-days", "1", "--daypart-patients", "2", "--daypart-days", "3", "--particles", "128"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["bench"] == "estimate" and result["particles"] == 128
+    for key in ("ratio_30_profile_vs_persistence_truth", "update_ms_cpu_mean", "batch_1d_s"):
+        assert result[key] > 0, key
+    assert result["daypart_patients"] == 2
+    assert 0.0 <= result["daypart_identified_fraction"] <= 1.0
+    assert 0.0 <= result["daypart_false_pattern_fraction"] <= 1.0
+    assert "Insulin sensitivity by time of day" in out
+    assert "rmse30_profile_le_0.6x_persistence_truth" in result["targets"]
