@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import statistics
 import time
 from dataclasses import dataclass
@@ -277,6 +278,9 @@ def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any
     }
 
 
+_SPAWN = multiprocessing.get_context("spawn")
+"""Workers start fresh: a process that has run the model multi-threaded (OpenMP) cannot fork."""
+
 DAYPART_PATTERN_LOG_SD = 0.3
 FALSE_PATTERN_LOG = math.log(1.15)
 
@@ -310,7 +314,7 @@ def _daypart_section(args: argparse.Namespace) -> dict[str, Any]:
 
     names = _patients(args.daypart_patients)
     jobs = [(i, name, args.daypart_days, args.seed * 1000 + 900 + i) for i, name in enumerate(names)]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=_SPAWN) as pool:
         results = list(pool.map(_daypart_patient, jobs))
     n_parts = 4 * len(results)
     found = covered = 0
@@ -385,7 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     err: dict[str, dict[int, list[float]]] = {}
     cover: dict[str, dict[int, list[bool]]] = {k: {h: [] for h in HORIZONS} for k in ("known", "profile")}
     recovery: dict[int, list[tuple[float, bool, float, bool]]] = {}
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=_SPAWN) as pool:
         for res in pool.map(_replay_patient, jobs):
             for key, by_h in res["err"].items():
                 for h, es in by_h.items():
@@ -470,8 +474,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     if args.daypart_patients > 0:
-        # Before the cost figures: worker processes must be forked before this process runs
-        # the model multi-threaded (OpenMP does not survive a fork).
         out.update(_daypart_section(args))
 
     # -- cost per CGM update, single-threaded -------------------------------------------------

@@ -12,6 +12,7 @@ The format (every table but ``[profile]``, ``[limits]`` and ``[devices]`` is opt
     cycle_min = 5                    # decide at least this often (and on every new reading)
     checkpoint_every_min = 30        # save the twin this often (and at shutdown)
     max_store_mb = 0                 # cap the database size (0: only the disk limits it)
+    personalise_at = "03:00"         # nightly batch personalisation, local time ("" = off)
 
     [log]
     format = "text"                  # or "json" (one JSON object per line)
@@ -168,6 +169,8 @@ class GatewayConfig:
     clock: ClockConfig = field(default_factory=ClockConfig)
     sync: SyncConfig | None = None
     notify_command: str = ""
+    personalise_at: str = "03:00"
+    """Local time (profile time zone) of the nightly batch personalisation; "" = off."""
 
     @property
     def db_path(self) -> Path:
@@ -293,6 +296,11 @@ class _Table:
             raise self.err(unknown[0], f"unknown key (known: {', '.join(sorted(self.used))})")
 
 
+def _is_hhmm(value: str) -> bool:
+    hh, sep, mm = value.partition(":")
+    return bool(sep) and hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60
+
+
 def _path(value: str, base_dir: Path) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else base_dir / p
@@ -316,6 +324,9 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
     max_store_mb = gw.num("max_store_mb", 0.0, 0.0, 1_000_000.0)
     if 0 < max_store_mb < 1:
         raise gw.err("max_store_mb", "must be 0 (no cap) or at least 1")
+    personalise_at = gw.str_("personalise_at", "03:00")
+    if personalise_at and not _is_hhmm(personalise_at):
+        raise gw.err("personalise_at", f'must be a local time "HH:MM" or "" (off), got {personalise_at!r}')
     gw.finish()
 
     lg = _Table(data.get("log"), "log", source)
@@ -413,6 +424,7 @@ def parse_config(data: Mapping[str, Any], *, source: str = "", base_dir: Path | 
         clock=clock,
         sync=sync,
         notify_command=notify_command,
+        personalise_at=personalise_at,
     )
 
 

@@ -67,6 +67,7 @@ from edgetwin.timeutil import to_epoch_ms
 
 if TYPE_CHECKING:
     from edgetwin.gateway.decide import DecisionStage
+    from edgetwin.gateway.personalise_stage import PersonaliseStage
     from edgetwin.gateway.sync_stage import SyncStage
 
 __all__ = ["DeviceHealth", "Gateway", "default_twin_factory"]
@@ -195,6 +196,7 @@ class GatewayState:
     store_state: str = "ok"
     store_error: str = ""
     sync: dict[str, Any] = field(default_factory=lambda: {"state": "off"})
+    personalise: dict[str, Any] = field(default_factory=lambda: {"state": "off"})
     clock_jumps: int = 0
 
 
@@ -263,6 +265,7 @@ class Gateway:
         self.on_cycle: list[Callable[[Gateway], None]] = []
         self.min_stall_real_s = MIN_STALL_REAL_S
         self.sync: SyncStage | None = None
+        self.personaliser: PersonaliseStage | None = None
         self.decider: DecisionStage | None = None
 
     # --- life cycle --------------------------------------------------------------------------
@@ -348,6 +351,12 @@ class Gateway:
         sync_task = await self._start_sync()
         if sync_task is not None:
             self._tasks["sync"] = sync_task
+        if cfg.personalise_at and hasattr(self.twin, "adopt"):
+            from edgetwin.gateway.personalise_stage import PersonaliseStage
+
+            self.personaliser = PersonaliseStage(self, cfg.personalise_at)
+            self.state.personalise = self.personaliser.state
+            self._tasks["personalise"] = asyncio.create_task(self.personaliser.run(), name="personalise")
         if cfg.status_enabled:
             from edgetwin.gateway.status import serve_status
 

@@ -118,6 +118,7 @@ async def status_document(gw: Gateway) -> dict[str, Any]:
             "checkpoint_utc": _iso(st.checkpoint_utc),
             "restored_from_utc": _iso(st.restored_from_utc),
             "replayed_records": st.replayed,
+            "personalised": st.personalise,
         },
         "clock": {"factor": gw.clock.factor, "wall_clock_jumps": st.clock_jumps},
         "cycles": {

@@ -223,6 +223,11 @@ class Twin:
     # -- clock --------------------------------------------------------------------------------
 
     @property
+    def basal_mode(self) -> str:
+        """``"schedule"`` (told boluses and basal changes) or ``"delivered"`` (told all insulin)."""
+        return str(self._log.mode)
+
+    @property
     def minute(self) -> int:
         """The twin's "now": the latest minute it was advanced to or received a reading for."""
         return self._now
