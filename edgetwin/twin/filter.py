@@ -15,6 +15,10 @@ What the model does not know is made part of the particles' randomness:
 * carbohydrate counting errors: every announced meal is scaled per particle (lognormal);
 * everything else: a small random walk on plasma glucose and on ``theta``.
 
+Where the prior carries insulin sensitivity by time of day (``ParticlePrior.si_by_part``), each
+part of the local day is run with its own parameters: a step that crosses a part boundary is
+split there (:mod:`edgetwin.twin.timeofday`).
+
 The filter is deterministic given its inputs: callers pass a generator seeded from the twin's
 seed and the step's minute, so replaying the same data gives the same particles.
 """
