@@ -26,8 +26,8 @@ with far fewer parts identified); the error fell from 0.130 (a flat profile) to 
 units.
 
 How the twin uses it: the nightly re-identification (:class:`~edgetwin.twin.history.
-NightlyPersonaliser`) and ``edgetwin forecast --profile`` carry the identified parts into the
-twin's prior (:func:`posterior_with_dayparts`; parts not identified keep the day-long value), and
+NightlyPersonaliser`, and on a gateway :mod:`edgetwin.gateway.personalise_stage`) and
+``edgetwin forecast --profile`` carry the identified parts into the twin's prior (:func:`posterior_with_dayparts`; parts not identified keep the day-long value), and
 every model run then uses each part's sensitivity (the filter, forecasts and what-if across part
 boundaries). On 30 cohort patients given a random pattern (log-sd 0.3) over 14 days the
 profile-only twin's forecast RMSE fell from 0.681 to 0.677 x persistence at 30 min and from 0.830
