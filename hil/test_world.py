@@ -60,6 +60,23 @@ def test_unconfirmed_commands_are_answered_but_not_applied() -> None:
     assert w.pump.temp_basal is None and not w.pump.bolusing
 
 
+def test_a_command_repeated_in_the_same_minute_is_still_applied() -> None:
+    # The same temp basal twice (a retry) and a second suspend leave the pump as asked: applied,
+    # not "success without applying" (which only the unconfirmed-commands fault produces).
+    w = world(meals=[])
+    w.advance(1)
+    assert w.pump.set_temp_basal(0.5, 30) is IdsResponseCode.SUCCESS
+    assert w.pump.set_temp_basal(0.5, 30) is IdsResponseCode.SUCCESS
+    assert w.pump.set_therapy_state(TherapyControlState.PAUSE) is IdsResponseCode.SUCCESS
+    assert w.pump.set_therapy_state(TherapyControlState.PAUSE) is IdsResponseCode.SUCCESS
+    assert [(c.kind, c.applied) for c in w.recording_pump.commands] == [
+        ("temp_basal", True),
+        ("temp_basal", True),
+        ("therapy_state", True),
+        ("therapy_state", True),
+    ]
+
+
 def test_refused_commands_are_logged_as_not_applied() -> None:
     w = world(meals=[])
     w.advance(1)

@@ -100,10 +100,14 @@ class RecordingPump(SimInsulinPump):
             PumpCommandRecord(w.minute, w.time_at(w.minute), source, kind, code.name, applied, **values)
         )
 
+    # "Applied" means the pump did what it answered: a command repeated within the same bench
+    # minute (the same temp basal again, a second suspend) leaves the state as it was and is still
+    # applied. Only the fault that answers success without acting makes a success unapplied.
+
     def set_temp_basal(self, rate_u_per_h: float, duration_min: int) -> IdsResponseCode:
-        before = self.temp_basal
+        faulty = self._unconfirmed()
         code = super().set_temp_basal(rate_u_per_h, duration_min)
-        applied = code is IdsResponseCode.SUCCESS and self.temp_basal != before
+        applied = code is IdsResponseCode.SUCCESS and not faulty
         self._record("temp_basal", code, applied, rate_u_per_h=rate_u_per_h, duration_min=float(duration_min))
         return code
 
@@ -127,9 +131,9 @@ class RecordingPump(SimInsulinPump):
         return code
 
     def set_therapy_state(self, state: TherapyControlState) -> IdsResponseCode:
-        before = self.therapy_state
+        faulty = self._unconfirmed()
         code = super().set_therapy_state(state)
-        applied = code is IdsResponseCode.SUCCESS and self.therapy_state is state and before is not state
+        applied = code is IdsResponseCode.SUCCESS and not faulty and self.therapy_state is state
         self._record("therapy_state", code, applied, state=state.name)
         return code
 
