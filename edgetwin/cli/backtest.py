@@ -96,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
             f"{s.persistence_rmse:12.1f}{s.persistence_mae:7.1f}{s.persistence_mard_pct:7.1f} | "
             f"{s.linear_rmse:11.1f}{s.linear_mae:7.1f}{s.linear_mard_pct:7.1f}"
         )
+    dayparts = getattr(setup.before_issue, "last_dayparts", None)
+    if dayparts is not None:
+        print("At the last nightly re-identification:")
+        print(dayparts.format())
     missing = sum(1 for r in rows if not math.isfinite(r.actual_mg_dl))
     print(f"Rows written to {args.out} ({missing} without a reading at the target minute).")
     return 0

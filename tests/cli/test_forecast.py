@@ -106,6 +106,9 @@ def test_forecast_from_a_profile_personalises_and_reports_spread(
     assert code == 0
     text = capsys.readouterr().out
     assert "personalised in batch" in text and "insulin_sensitivity_mg_dl_per_u" in text
+    # insulin sensitivity by time of day: every part reported, identified or why not
+    assert "insulin_sensitivity_mg_dl_per_u_night_00_06" in text
+    assert "insulin sensitivity by time of day" in text and "evening 18-24" in text
     assert len(read(out)[1]) == 12
 
 
@@ -247,3 +250,19 @@ def test_patient_and_profile_are_exclusive(history: Path, profile: Path, tmp_pat
             ]
         )
     assert exc.value.code == 2
+
+
+def test_backtest_from_a_profile_reidentifies_nightly_and_reports_time_of_day(
+    profile: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hist = tmp_path / "h30.csv"
+    sim = ["simulate", "--patient", "adult#001", "--hours", "30", "--meal", "07:00=45", "--meal", "19:00=60"]
+    assert main([*sim, "--cgm-seed", "4", "--out", str(hist)]) == 0
+    out = tmp_path / "b.csv"
+    argv = ["backtest", "--profile", str(profile), "--history", str(hist), "--every", "120"]
+    assert main([*argv, "--horizons", "30", "--out", str(out), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert "re-identified every 24 h" in text
+    assert "At the last nightly re-identification:" in text and "night 00-06" in text
+    issued = {int(r["issued_minute"]) for r in read(out)[1]}
+    assert max(issued) > 1440  # forecasts after the nightly step
