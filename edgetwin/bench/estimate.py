@@ -118,7 +118,7 @@ def _simulate(
     sensor = CgmSensor("Dexcom", seed=seed)
     pump = VirtualPump()
     patient = VirtualPatient(pp)
-    from edgetwin.twin.daypart import PART_MIN
+    from edgetwin.twin.timeofday import DAYPART_MIN, part_at
 
     by_part = None if isf_by_part is None else _diurnal_vectors(pp, isf_by_part)
     gsub = np.empty(minutes + 1)
@@ -135,8 +135,8 @@ def _simulate(
             cgm[k] = last_cgm = reading
         if k == minutes:
             break
-        if by_part is not None and k % PART_MIN == 0:
-            patient.use_parameter_vector(by_part[(k % 1440) // PART_MIN])
+        if by_part is not None and k % DAYPART_MIN == 0:
+            patient.use_parameter_vector(by_part[part_at(0, k)])
         if reading is not None and reading < RESCUE_BELOW_MG_DL and k - last_rescue >= RESCUE_EVERY_MIN:
             eaten[k] += RESCUE_G
             last_rescue = k

@@ -166,10 +166,20 @@ class ParticleFilter:
         return float(self.prior.si_by_part[part_at(self.minute_of_day_at_zero, minute)])
 
     def params_for(
-        self, donor_idx: npt.NDArray[np.int64], theta: F64, minute: int, out: F64 | None = None
+        self,
+        donor_idx: npt.NDArray[np.int64],
+        theta: F64,
+        minute: int,
+        out: F64 | None = None,
+        *,
+        for_dosing: bool = False,
     ) -> F64:
-        """Parameter rows for particles (donors, multipliers) in force at twin ``minute``."""
-        return compose_params(self.prior.donors, donor_idx, theta, out=out, si_log=self.si_log_at(minute))
+        """Parameter rows for particles (donors, multipliers) in force at twin ``minute``;
+        ``for_dosing``: no part of the day less sensitive to insulin than the day-long value."""
+        si_log = self.si_log_at(minute)
+        if for_dosing:
+            si_log = max(si_log, 0.0)
+        return compose_params(self.prior.donors, donor_idx, theta, out=out, si_log=si_log)
 
     # -- construction -------------------------------------------------------------------------
 

@@ -478,18 +478,6 @@ class Twin:
         q = cgm_quantiles(g, st.bias[idx], st.bias_var, horizons.astype(float), self.sensor)
         return q, gsub
 
-    def _params_at(
-        self, st: FilterState, idx: npt.NDArray[np.int64] | None, minute: int, for_dosing: bool
-    ) -> F64:
-        """Parameters of particles ``idx`` (all if None) in force at ``minute``; ``for_dosing``:
-        no part of the day less sensitive to insulin than the day-long value."""
-        donor_idx = st.donor_idx if idx is None else st.donor_idx[idx]
-        theta = st.theta if idx is None else st.theta[idx]
-        si_log = self._pf.si_log_at(minute)
-        if for_dosing:
-            si_log = max(si_log, 0.0)
-        return compose_params(self.prior.donors, donor_idx, theta, si_log=si_log)
-
     def _switches(
         self, st: FilterState, idx: npt.NDArray[np.int64] | None, minutes: int, for_dosing: bool = False
     ) -> tuple[tuple[int, F64], ...]:
@@ -497,8 +485,13 @@ class Twin:
         ``st.minute``: where insulin sensitivity has a time-of-day pattern, one per part boundary."""
         if not self.prior.si_by_part.any():
             return ()
+        donor_idx = st.donor_idx if idx is None else st.donor_idx[idx]
+        theta = st.theta if idx is None else st.theta[idx]
         segs = part_segments(self.schedule.minute_of_day_at_zero, st.minute, st.minute + minutes)
-        return tuple((a - st.minute, self._params_at(st, idx, a, for_dosing)) for a, _, _ in segs[1:])
+        return tuple(
+            (a - st.minute, self._pf.params_for(donor_idx, theta, a, for_dosing=for_dosing))
+            for a, _, _ in segs[1:]
+        )
 
     def adopt(self, prior: ParticlePrior, *, lookback_min: int = 360) -> None:
         """Take a new parameter posterior (e.g. a nightly :func:`~edgetwin.twin.identify.identify`).
@@ -573,14 +566,19 @@ class Twin:
         if members is not None and members < 1:
             raise InputDataError("members must be >= 1")
         idx = None if members is None else self._pf.select(st, members, self._rng(st.minute, 5))
-        params = st.params if idx is None else st.params[idx]
+
+        def take(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return a.copy() if idx is None else np.ascontiguousarray(a[idx])
+
         if for_dosing and self._pf.si_log_at(st.minute) < 0:
-            params = self._params_at(st, idx, st.minute, True)
+            params = self._pf.params_for(take(st.donor_idx), take(st.theta), st.minute, for_dosing=True)
+        else:
+            params = take(st.params)
         return TwinEnsemble(
             st.minute,
-            np.ascontiguousarray(params).copy(),
-            np.ascontiguousarray(st.x if idx is None else st.x[idx]).copy(),
-            np.ascontiguousarray(st.aux if idx is None else st.aux[idx]).copy(),
+            params,
+            take(st.x),
+            take(st.aux),
             st.weights() if idx is None else np.empty(0),
             self._switches(st, idx, MAX_HORIZON_MIN, for_dosing),
         )
