@@ -114,7 +114,8 @@ class SyncStage:
         if params is not None:
             self.state["params_version"] = self.keeper.current_version
             log.info(
-                "adopted twin parameters v%d from the cloud",
+                "kept the cloud's re-personalised parameters v%d in DATA_DIR/params "
+                "(verified; the twin itself re-personalises nightly on the gateway)",
                 self.keeper.current_version,
                 extra={"event": "params_adopted", "version": self.keeper.current_version},
             )
