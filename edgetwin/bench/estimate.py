@@ -40,6 +40,8 @@ __all__ = ["add_arguments", "run"]
 
 HORIZONS = (30, 60, 120)
 EVERY_MIN = 30
+DAY_CURVE_HORIZON_MIN = 30
+"""The horizon of the learning curve: the forecast error day by day as the twin sees more data."""
 FIRST_ISSUE_MIN = 180
 
 
@@ -249,6 +251,8 @@ def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any
     err: dict[str, dict[int, list[float]]] = {}
     cover: dict[str, dict[int, list[bool]]] = {k: {h: [] for h in HORIZONS} for k in ("known", "profile")}
 
+    by_day: dict[str, dict[int, list[float]]] = {}
+
     def add(kind: str, h: int, e: float) -> None:
         err.setdefault(kind, {hh: [] for hh in HORIZONS})[h].append(float(e))
 
@@ -258,6 +262,12 @@ def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any
             if at >= hist.minutes:
                 continue
             add(f"{kind}/truth", r.horizon_min, r.p50_mg_dl - truth[at])
+            if r.horizon_min == DAY_CURVE_HORIZON_MIN:
+                day = r.issued_minute // 1440 + 1
+                by_day.setdefault(kind, {}).setdefault(day, []).append(float(r.p50_mg_dl - truth[at]))
+                if kind == "known":
+                    err_p = float(r.persistence_mg_dl - truth[at])
+                    by_day.setdefault("persistence", {}).setdefault(day, []).append(err_p)
             if kind == "known":
                 add("persistence/truth", r.horizon_min, r.persistence_mg_dl - truth[at])
                 add("linear/truth", r.horizon_min, r.linear_mg_dl - truth[at])
@@ -271,6 +281,7 @@ def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any
     return {
         "name": name,
         "err": err,
+        "by_day": by_day,
         "cover": cover,
         "recovery": recovery,
         "rescues": trace.rescues,
@@ -389,11 +400,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     err: dict[str, dict[int, list[float]]] = {}
     cover: dict[str, dict[int, list[bool]]] = {k: {h: [] for h in HORIZONS} for k in ("known", "profile")}
     recovery: dict[int, list[tuple[float, bool, float, bool]]] = {}
+    by_day: dict[str, dict[int, list[float]]] = {}
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=_SPAWN) as pool:
         for res in pool.map(_replay_patient, jobs):
             for key, by_h in res["err"].items():
                 for h, es in by_h.items():
                     err.setdefault(key, {hh: [] for hh in HORIZONS})[h].extend(es)
+            for kind, days_e in res["by_day"].items():
+                for day, es in days_e.items():
+                    by_day.setdefault(kind, {}).setdefault(day, []).extend(es)
             for kind, by_h in res["cover"].items():
                 for h, cs in by_h.items():
                     cover[kind][h].extend(cs)
@@ -445,6 +460,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             + "   | vs CGM "
             + "  ".join(f"{h} min {out[f'ratio_{h}_{kind}_vs_persistence_cgm']:.2f}" for h in HORIZONS)
         )
+    days_seen = sorted(by_day.get("persistence", {}))
+    print(f"{DAY_CURVE_HORIZON_MIN}-min RMSE / persistence by day of data (does the twin learn?):")
+    for kind in ("known", "profile"):
+        ratios = [
+            _rmse(by_day[kind][d]) / _rmse(by_day["persistence"][d])
+            for d in days_seen
+            if d in by_day.get(kind, {})
+        ]
+        print(
+            f"  {kind:<8} " + "  ".join(f"day {d} {r:.2f}" for d, r in zip(days_seen, ratios, strict=False))
+        )
+        out[f"ratio_{DAY_CURVE_HORIZON_MIN}_{kind}_by_day"] = ratios
     print("80 % band coverage of the CGM readings (target 75-85 %):")
     for kind in ("known", "profile"):
         covs = [100.0 * float(np.mean(cover[kind][h])) if cover[kind][h] else math.nan for h in HORIZONS]
