@@ -472,6 +472,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"  {kind:<8} " + "  ".join(f"day {d} {r:.2f}" for d, r in zip(days_seen, ratios, strict=False))
         )
         out[f"ratio_{DAY_CURVE_HORIZON_MIN}_{kind}_by_day"] = ratios
+    # Later days can simply be harder (more lows treated, bigger meals): the profile twin's error
+    # relative to the known twin's on the same day is what shows how much it has learned.
+    gap = [
+        _rmse(by_day["profile"][d]) / _rmse(by_day["known"][d])
+        for d in days_seen
+        if d in by_day.get("profile", {}) and d in by_day.get("known", {})
+    ]
+    print("  profile / known " + "  ".join(f"day {d} {g:.2f}" for d, g in zip(days_seen, gap, strict=False)))
+    out[f"rmse_{DAY_CURVE_HORIZON_MIN}_profile_over_known_by_day"] = gap
     print("80 % band coverage of the CGM readings (target 75-85 %):")
     for kind in ("known", "profile"):
         covs = [100.0 * float(np.mean(cover[kind][h])) if cover[kind][h] else math.nan for h in HORIZONS]

@@ -21,7 +21,7 @@ def test_a_small_run_reports_every_section(capsys: pytest.CaptureFixture[str]) -
         assert result[key] > 0, key
     # One day of data: the learning curve has that day, for both twins.
     assert len(result["ratio_30_known_by_day"]) == 1 and result["ratio_30_profile_by_day"][0] > 0
-    assert "by day of data" in out
+    assert "by day of data" in out and result["rmse_30_profile_over_known_by_day"][0] > 0
     assert result["daypart_patients"] == 2
     assert 0.0 <= result["daypart_identified_fraction"] <= 1.0
     assert 0.0 <= result["daypart_false_pattern_fraction"] <= 1.0
