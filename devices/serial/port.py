@@ -67,7 +67,9 @@ class SerialPort:
             raise DeviceUnavailableError(f"{self.path} is not open")
         try:
             await asyncio.to_thread(ser.write, data)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, TypeError) as exc:
+            # TypeError: pyserial's file descriptor went to None under us (the port was closed
+            # by a reconnect while this write was in flight), as the reader thread also sees.
             self.lost.set()
             raise DeviceUnavailableError(f"{self.path}: write failed: {exc}") from None
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devices.errors import DeviceUnavailableError
 from devices.serial.drivers import SerialCgm, SerialPump
 from devices.serial.framing import Frame, FrameKind, Framer
+from devices.serial.port import SerialPort
 from devices.sim.faults import Fault
 from devices.sim.serial_devices import SimSerialCgmReceiver, SimSerialPumpBridge
 from devices.sim.world import SimWorld
@@ -111,3 +114,24 @@ async def test_serial_pump_bridge_commands_and_history() -> None:
         sim.replug()
         assert (await pump.send(cmd(PumpCommandKind.SUSPEND))).confirmed
         assert (await pump.status()).suspended
+
+
+@pytest.mark.asyncio
+async def test_a_write_racing_a_close_is_a_lost_port_not_a_stray_exception() -> None:
+    """Seen in the week-long HIL soak: a link's ACK was written while a reconnect closed the port;
+    pyserial's descriptor was None by then and the TypeError escaped from a background task."""
+    master, slave = os.openpty()
+    port = SerialPort(os.ttyname(slave))
+    try:
+        await port.open(lambda data: None)
+        ser = port._serial
+        assert ser is not None
+        fd, ser.fd = ser.fd, None  # what a concurrent close leaves behind
+        with pytest.raises(DeviceUnavailableError, match="write failed"):
+            await port.write(b"\x00")
+        assert port.lost.is_set()
+        ser.fd = fd
+    finally:
+        await port.close()
+        os.close(master)
+        os.close(slave)
