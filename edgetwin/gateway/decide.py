@@ -163,8 +163,8 @@ class DecisionStage:
         for cmd in commands:
             await gw.store.add(cmd)
             answer = await gw.devices.pump_control.send(cmd)
-            self.commands_sent += 1
             await gw.store.add(answer)
+            self.commands_sent += 1  # sent and its answer recorded
             log.info(
                 "pump command %s %s: %s",
                 cmd.kind,
