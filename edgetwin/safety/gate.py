@@ -350,8 +350,35 @@ class SafetyGate:
         )
 
     def _fallback(self, r: _Review) -> Suggestion | None:
-        """Cancel a temp basal above the schedule (or any, if the pump state is unknown)."""
+        """Cancel a temp basal above the schedule (or any, if the pump state is unknown); at a
+        low that usable CGM data show, pause insulin instead (the schedule would deliver more)."""
         pump = r.pump
+        cgm = r.cgm
+        if cgm is not None and not cgm.fallback and cgm.glucose_mg_dl is not None:
+            thr = self.limits.suspend_threshold_mg_dl
+            trend = cgm.forecast_mg_dl
+            if cgm.glucose_mg_dl <= thr or (trend is not None and trend < thr):
+                if pump is not None and pump.suspended:
+                    return None
+                why = (
+                    f"glucose is {cgm.glucose_mg_dl:.0f} mg/dL"
+                    if cgm.glucose_mg_dl <= thr
+                    else f"the glucose trend reaches {trend:.0f} mg/dL in {self.limits.trend_horizon_min:.0f} min"
+                )
+                r.add(
+                    Rule.LOW_GLUCOSE_SUSPEND,
+                    Outcome.SUSPENDED,
+                    f"insulin paused for {self.limits.max_temp_basal_min:.0f} min: {why}",
+                    glucose_mg_dl=round(cgm.glucose_mg_dl, 1),
+                    threshold_mg_dl=thr,
+                )
+                return self._new(
+                    r,
+                    SuggestionKind.SUSPEND,
+                    "Pause insulin: glucose is low or about to be.",
+                    rate_u_per_h=0.0,
+                    duration_min=self.limits.max_temp_basal_min,
+                )
         running_high = (
             pump is None
             or r.basal is None

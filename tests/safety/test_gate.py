@@ -198,6 +198,29 @@ def test_predictive_low_glucose_suspend_replaces_insulin_by_a_zero_temp(data: li
         assert cmd.kind is PumpCommandKind.TEMP_BASAL and cmd.rate_u_per_h == 0.0
 
 
+@pytest.mark.parametrize(
+    "data", [AT_THRESHOLD, FALLING, readings([40.0])], ids=["at-threshold", "trend", "one-40"]
+)
+def test_with_no_suggestion_at_a_low_the_gate_itself_pauses_insulin(data: list[object]) -> None:
+    """Found by the property test: no suggestion (the twin failed), glucose 40 mg/dL and a temp
+    basal above the schedule running. The fallback returned to the scheduled basal; a low needs
+    insulin paused, whatever the twin does."""
+    for running in (pump(temp_basal_u_per_h=2.0, temp_basal_remaining_min=10.0), pump(), None):
+        r = SafetyGate(limits()).review(None, inputs(readings=data, pump=running))
+        assert r.suggestion is not None and r.suggestion.kind is K.SUSPEND
+        assert r.suggestion.rate_u_per_h == 0.0 and r.suggestion.duration_min == 30
+        assert Rule.LOW_GLUCOSE_SUSPEND in rules(r) and "insulin paused" in r.suggestion.reason
+        (cmd,) = r.pump_commands("x")
+        assert cmd.kind is PumpCommandKind.TEMP_BASAL and cmd.rate_u_per_h == 0.0
+    r = SafetyGate(limits()).review(None, inputs(readings=data, pump=pump(suspended=True)))
+    assert r.suggestion is None  # already paused: nothing to send
+    # Unusable data are not a low: the fallback still only cancels a high temp basal.
+    stale = readings([40.0], newest_age_min=20.0)
+    high = pump(temp_basal_u_per_h=2.0, temp_basal_remaining_min=10.0)
+    r = SafetyGate(limits()).review(None, inputs(readings=stale, pump=high))
+    assert r.suggestion is not None and r.suggestion.kind is K.KEEP_BASAL
+
+
 def test_a_meal_bolus_is_refused_at_a_low_or_on_its_own_prediction_not_on_the_trend_alone() -> None:
     meal = suggestion(K.BOLUS, units=2.0)
     r = SafetyGate(limits()).review(meal, inputs(readings=AT_THRESHOLD))
