@@ -355,22 +355,16 @@ class SafetyGate:
         pump = r.pump
         cgm = r.cgm
         if cgm is not None and not cgm.fallback and cgm.glucose_mg_dl is not None:
-            thr = self.limits.suspend_threshold_mg_dl
-            trend = cgm.forecast_mg_dl
-            if cgm.glucose_mg_dl <= thr or (trend is not None and trend < thr):
+            why = [w for w in (self._low_now(cgm), self._low_trend(cgm)) if w]
+            if why:
                 if pump is not None and pump.suspended:
                     return None
-                why = (
-                    f"glucose is {cgm.glucose_mg_dl:.0f} mg/dL"
-                    if cgm.glucose_mg_dl <= thr
-                    else f"the glucose trend reaches {trend:.0f} mg/dL in {self.limits.trend_horizon_min:.0f} min"
-                )
                 r.add(
                     Rule.LOW_GLUCOSE_SUSPEND,
                     Outcome.SUSPENDED,
-                    f"insulin paused for {self.limits.max_temp_basal_min:.0f} min: {why}",
+                    f"insulin paused for {self.limits.max_temp_basal_min:.0f} min: {'; '.join(why)}",
                     glucose_mg_dl=round(cgm.glucose_mg_dl, 1),
-                    threshold_mg_dl=thr,
+                    threshold_mg_dl=self.limits.suspend_threshold_mg_dl,
                 )
                 return self._new(
                     r,
@@ -397,6 +391,20 @@ class SafetyGate:
             rate_u_per_h=r.basal,
         )
 
+    def _low_now(self, cgm: CgmAssessment) -> str:
+        """Why glucose counts as low now ("" if it does not)."""
+        g = cgm.glucose_mg_dl
+        return (
+            f"glucose is {g:.0f} mg/dL" if g is not None and g <= self.limits.suspend_threshold_mg_dl else ""
+        )
+
+    def _low_trend(self, cgm: CgmAssessment) -> str:
+        """Why the CGM trend counts as heading low ("" if it does not)."""
+        f = cgm.forecast_mg_dl
+        if f is None or f >= self.limits.suspend_threshold_mg_dl:
+            return ""
+        return f"the glucose trend reaches {f:.0f} mg/dL in {self.limits.trend_horizon_min:.0f} min"
+
     def _low_glucose(self, s: Suggestion, r: _Review) -> tuple[bool, Suggestion | None]:
         """Predictive low-glucose suspend and rescue carbs: (False, None) when no low is in
         sight, else (True, what to do instead — None for nothing)."""
@@ -406,18 +414,16 @@ class SafetyGate:
         thr = limits.suspend_threshold_mg_dl
         glucose = cgm.glucose_mg_dl
         predicted = s.predicted_low_mg_dl(limits.low_prediction_horizon_min)
-        why: list[str] = []
-        if glucose <= thr:
-            why.append(f"glucose is {glucose:.0f} mg/dL")
+        low_now = self._low_now(cgm)
+        why = [low_now] if low_now else []
         if predicted is not None and predicted < thr:
             why.append(f"the twin's low estimate falls to {predicted:.0f} mg/dL")
         # The gate's own trend forecast guards automatic insulin. A bolus the patient asks for
         # comes with a meal the trend cannot know about; it is refused on a low now or on the
         # suggestion's own prediction (which includes that meal), not on the trend alone.
-        if cgm.forecast_mg_dl is not None and cgm.forecast_mg_dl < thr and s.kind is not SuggestionKind.BOLUS:
-            why.append(
-                f"the glucose trend reaches {cgm.forecast_mg_dl:.0f} mg/dL in {limits.trend_horizon_min:.0f} min"
-            )
+        trend = self._low_trend(cgm)
+        if trend and s.kind is not SuggestionKind.BOLUS:
+            why.append(trend)
         if not why:
             return False, None
         values: dict[str, float | str] = {"glucose_mg_dl": round(glucose, 1), "threshold_mg_dl": thr}
