@@ -431,7 +431,8 @@ class Twin:
         for k in drop:
             del self._snapshots[k]
         base = min(self._snapshots)
-        self._log.trim(base + 1)
+        # A replay from the base snapshot propagates from minute ``base``, its insulin included.
+        self._log.trim(base)
         self._outliers = {m: p for m, p in self._outliers.items() if m > base}
 
     def _sync(self) -> None:

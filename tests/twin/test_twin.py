@@ -293,6 +293,26 @@ def test_checkpoint_restore_resumes_exactly_including_late_data(day: Day) -> Non
     same(original, restored)
 
 
+def test_after_a_restore_late_data_replay_exactly_from_the_oldest_snapshot(day: Day) -> None:
+    # 15 h in, the replay window (12 h) has moved on from the start: a restored twin keeps only
+    # its oldest snapshot, and late data replay from there. The insulin of that snapshot's own
+    # minute used to be trimmed from the log, and the replay drifted from the in-order twin.
+    cgm = day.history.cgm_mg_dl
+    end = 15 * 60
+    withheld = reading_minutes(day, 700, 800)
+    in_order = new_twin(day)
+    feed(in_order, day, 0, end)
+    late = new_twin(day)
+    for m in range(0, end + 1):
+        feed_inputs(late, day, m, m)
+        if math.isfinite(cgm[m]) and m not in withheld:
+            late.assimilate_cgm(m, float(cgm[m]))
+    restored = Twin.restore(late.checkpoint())
+    for m in withheld:
+        assert restored.assimilate_cgm(m, float(cgm[m])) is EventStatus.REPLAY
+    same(in_order, restored)
+
+
 def test_a_profile_twin_checkpoints_its_mixed_prior_compactly(day: Day) -> None:
     from edgetwin.therapy import TherapyProfile
     from edgetwin.twin.prior import profile_prior
