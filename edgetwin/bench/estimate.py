@@ -262,6 +262,7 @@ def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any
             if at >= hist.minutes:
                 continue
             add(f"{kind}/truth", r.horizon_min, r.p50_mg_dl - truth[at])
+            add(f"{kind}_uncorrected/truth", r.horizon_min, r.p50_mg_dl - r.correction_mg_dl - truth[at])
             if r.horizon_min == DAY_CURVE_HORIZON_MIN:
                 day = r.issued_minute // 1440 + 1
                 by_day.setdefault(kind, {}).setdefault(day, []).append(float(r.p50_mg_dl - truth[at]))
@@ -428,7 +429,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print("Forecast RMSE (mg/dL), forecasts every 30 min, each from data up to its issue minute:")
     print(f"{'predictor':<30}{'target':<8}" + "".join(f"{h:>8} min" for h in HORIZONS))
-    for kind in ("known", "profile", "persistence", "linear", "floor"):
+    for kind in (
+        "known",
+        "profile",
+        "known_uncorrected",
+        "profile_uncorrected",
+        "persistence",
+        "linear",
+        "floor",
+    ):
         for against in ("truth", "cgm"):
             key = f"{kind}/{against}"
             if key not in err:
@@ -436,6 +445,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             label = {
                 "known": "twin, known patient",
                 "profile": "twin, profile only",
+                "known_uncorrected": "  without error model",
+                "profile_uncorrected": "  without error model",
                 "persistence": "persistence (baseline)",
                 "linear": "linear extrap. (baseline)",
                 "floor": "perfect glucose (floor)",
@@ -444,8 +455,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{label:<30}{against:<8}" + "".join(f"{v:12.1f}" for v in vals))
             for h, v in zip(HORIZONS, vals, strict=True):
                 out[f"rmse_{h}_{kind}_{against}"] = v
-    for kind in ("known", "profile"):
+    for kind in ("known", "profile", "known_uncorrected", "profile_uncorrected"):
         for h in HORIZONS:
+            if f"rmse_{h}_{kind}_cgm" not in out:
+                out[f"ratio_{h}_{kind}_vs_persistence_truth"] = (
+                    out[f"rmse_{h}_{kind}_truth"] / out[f"rmse_{h}_persistence_truth"]
+                )
+                continue
             out[f"ratio_{h}_{kind}_vs_persistence_truth"] = (
                 out[f"rmse_{h}_{kind}_truth"] / out[f"rmse_{h}_persistence_truth"]
             )
@@ -453,6 +469,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out[f"rmse_{h}_{kind}_cgm"] / out[f"rmse_{h}_persistence_cgm"]
             )
     print("RMSE / persistence RMSE:")
+    for kind in ("known", "profile"):
+        print(
+            f"  {kind:<8} vs truth, without the learned error model "
+            + "  ".join(
+                f"{h} min {out[f'ratio_{h}_{kind}_uncorrected_vs_persistence_truth']:.2f}" for h in HORIZONS
+            )
+        )
     for kind in ("known", "profile"):
         print(
             f"  {kind:<8} vs truth "

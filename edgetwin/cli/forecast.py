@@ -5,7 +5,8 @@ Contract (keep it stable): ``edgetwin forecast (--patient NAME | --profile PROFI
 there is no reading), ``cho_g`` (announced at that minute), ``insulin_u`` (delivered during that
 minute, basal included), as ``edgetwin simulate --cgm-seed N --out`` writes it. ``F.csv``:
 ``minute``, ``p10_mg_dl``, ``p50_mg_dl``, ``p90_mg_dl`` every 5 min after the history's last
-minute. The quantiles are for the CGM reading the patient will see.
+minute. The quantiles are for the CGM reading the patient will see, with the twin's learned
+error model applied (:mod:`edgetwin.twin.correction`).
 
 This module also holds the options the twin commands share (``backtest``, ``whatif``).
 """

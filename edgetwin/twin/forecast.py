@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edgetwin.errors import InputDataError
+from edgetwin.twin.correction import CorrectionInputs, MedianCorrector, features
 from edgetwin.twin.kernels import mixture_quantiles
 from edgetwin.twin.sensor_model import SensorErrorModel
 
@@ -104,7 +106,9 @@ class Forecast:
     """Quantiles of the CGM reading at ``minutes`` (twin clock), every 5 min after ``issued_minute``.
 
     ``member_glucose_mg_dl`` (M, K) are the members' subcutaneous glucose (no sensor error),
-    with ``member_weights``; use them for risk figures about true glucose.
+    with ``member_weights``; use them for risk figures about true glucose. The quantiles include
+    the learned median correction ``correction_mg_dl`` (K,; :mod:`edgetwin.twin.correction`);
+    the members do not.
     """
 
     issued_minute: int
@@ -114,6 +118,7 @@ class Forecast:
     p90_mg_dl: F64
     member_glucose_mg_dl: F64 = field(repr=False)
     member_weights: F64 = field(repr=False)
+    correction_mg_dl: F64 = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def horizons_min(self) -> npt.NDArray[np.int64]:
@@ -158,19 +163,31 @@ CALIBRATION_HORIZONS = (15, 30, 60, 90, 120)
 # Starting tail factors (low, high) per horizon: where the online update had taken them after
 # three days on six cohort patients (known-patient and profile twins pooled; the upper tail
 # widens with the horizon because unannounced snacks and under-counted meals only push glucose
-# up). The online update takes over from there, patient by patient.
-INITIAL_TAIL_FACTORS = ((0.95, 0.95), (0.95, 1.0), (0.97, 1.2), (0.97, 1.35), (0.97, 1.5))
+# up). The online update takes over from there, patient by patient. Re-measured 2026-12-07 with
+# the median correction, which moves the median up after meals: the lower tail now widens
+# beyond an hour too (it had been 0.97 at 60-120 min).
+INITIAL_TAIL_FACTORS = ((0.91, 0.93), (0.95, 0.92), (1.06, 1.17), (1.07, 1.39), (1.11, 1.59))
+
+
+Pending = tuple[int, int, float, float, float, float, "F64 | None"]
+"""A forecast awaiting its reading: (target minute, horizon index, q10, q50, q90 uncalibrated,
+median correction applied, correction features or None)."""
+
+_CORRECTION_KNOTS = np.array((0.0, *CALIBRATION_HORIZONS, 2.0 * CALIBRATION_HORIZONS[-1]))
 
 
 @dataclass
 class Calibrator:
-    """Per-horizon tail factors for the 10 % and 90 % quantiles, updated online (ACI)."""
+    """Forecast calibration learned online from the twin's own forecasts: per-horizon tail
+    factors for the 10 % and 90 % quantiles (ACI) and a correction of the median
+    (:class:`~edgetwin.twin.correction.MedianCorrector`)."""
 
     low: F64 = field(default_factory=lambda: np.array([f[0] for f in INITIAL_TAIL_FACTORS]))
     high: F64 = field(default_factory=lambda: np.array([f[1] for f in INITIAL_TAIL_FACTORS]))
     rate: float = 0.05
-    pending: list[tuple[int, int, float, float, float]] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
     resolved: int = 0
+    median: MedianCorrector = field(default_factory=lambda: MedianCorrector(len(CALIBRATION_HORIZONS)))
     MIN_FACTOR = 0.3
     MAX_FACTOR = 6.0
 
@@ -178,27 +195,59 @@ class Calibrator:
         knots = np.array(CALIBRATION_HORIZONS, dtype=np.float64)
         return np.interp(horizons_min, knots, self.low), np.interp(horizons_min, knots, self.high)
 
-    def apply(self, q: F64, horizons_min: F64) -> F64:
-        """Calibrated copy of uncalibrated quantiles ``q`` (3, K)."""
+    def correction(self, minute: int, q50_mg_dl: F64, inputs: CorrectionInputs | None) -> F64:
+        """Median correction (mg/dL) at each calibration horizon for a forecast issued at
+        ``minute`` whose uncalibrated median there is ``q50_mg_dl``; zeros without ``inputs``."""
+        if inputs is None:
+            return np.zeros(len(CALIBRATION_HORIZONS))
+        x = features(inputs, q50_mg_dl, self.median.recent_errors(minute))
+        return self.median.correction(x)
+
+    def apply(self, q: F64, horizons_min: F64, correction_mg_dl: F64 | None = None) -> F64:
+        """Calibrated copy of uncalibrated quantiles ``q`` (3, K): the tails widened or narrowed,
+        then all three moved by the median correction (given at the calibration horizons,
+        interpolated between them, zero at issue and fading to zero at twice the last)."""
         lo, hi = self.factors(horizons_min)
         out = q.copy()
         out[0] = q[1] - lo * (q[1] - q[0])
         out[2] = q[1] + hi * (q[2] - q[1])
+        if correction_mg_dl is not None:
+            out += self.shift(horizons_min, correction_mg_dl)[None, :]
         return out
 
-    def issue(self, minute: int, q: F64) -> None:
-        """Remember uncalibrated quantiles ``q`` (3, len(CALIBRATION_HORIZONS)) issued at ``minute``."""
+    @staticmethod
+    def shift(horizons_min: F64, correction_mg_dl: F64) -> F64:
+        """The median correction at ``horizons_min`` from its values at the calibration horizons."""
+        values = np.concatenate(([0.0], correction_mg_dl, [0.0]))
+        return np.interp(horizons_min, _CORRECTION_KNOTS, values)
+
+    def issue(self, minute: int, q: F64, inputs: CorrectionInputs | None = None) -> None:
+        """Remember uncalibrated quantiles ``q`` (3, len(CALIBRATION_HORIZONS)) issued at ``minute``
+        and what the twin knew then (``inputs``; None: no median correction learned from it)."""
+        x = None if inputs is None else features(inputs, q[1], self.median.recent_errors(minute))
+        corr = np.zeros(len(CALIBRATION_HORIZONS)) if x is None else self.median.correction(x)
         for j, h in enumerate(CALIBRATION_HORIZONS):
-            self.pending.append((minute + h, j, float(q[0, j]), float(q[1, j]), float(q[2, j])))
+            self.pending.append(
+                (
+                    minute + h,
+                    j,
+                    float(q[0, j]),
+                    float(q[1, j]),
+                    float(q[2, j]),
+                    float(corr[j]),
+                    None if x is None else x[j].copy(),
+                )
+            )
 
     def resolve(self, minute: int, value_mg_dl: float, tolerance_min: int = 4) -> None:
         """A reading at ``minute`` settles the pending forecasts aimed at it (within tolerance)."""
         keep = []
         for entry in self.pending:
-            target, j, q10, q50, q90 = entry
+            target, j, q10, q50, q90, corr, x = entry
             if target <= minute <= target + tolerance_min:
-                lo = q50 - self.low[j] * (q50 - q10)
-                hi = q50 + self.high[j] * (q90 - q50)
+                self.median.learn(j, x, value_mg_dl - q50, minute)
+                lo = q50 + corr - self.low[j] * (q50 - q10)
+                hi = q50 + corr + self.high[j] * (q90 - q50)
                 self.low[j] *= math.exp(self.rate * ((value_mg_dl < lo) - 0.1))
                 self.high[j] *= math.exp(self.rate * ((value_mg_dl > hi) - 0.1))
                 self.low[j] = min(max(self.low[j], self.MIN_FACTOR), self.MAX_FACTOR)
@@ -209,23 +258,42 @@ class Calibrator:
         self.pending = keep
 
     def copy(self) -> Calibrator:
-        return Calibrator(self.low.copy(), self.high.copy(), self.rate, list(self.pending), self.resolved)
+        return Calibrator(
+            self.low.copy(),
+            self.high.copy(),
+            self.rate,
+            list(self.pending),
+            self.resolved,
+            self.median.copy(),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
             "low": self.low.tolist(),
             "high": self.high.tolist(),
             "rate": self.rate,
-            "pending": [list(p) for p in self.pending],
+            "pending": [[*p[:6], None if p[6] is None else p[6].tolist()] for p in self.pending],
             "resolved": self.resolved,
+            "median": self.median.to_dict(),
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Calibrator:
+    def from_dict(cls, d: dict[str, Any]) -> Calibrator:
+        """From :meth:`to_dict`; calibrators saved before the median correction (2026-12) had
+        5-field pending entries and no ``median``: they restore with a fresh one."""
+        k = len(CALIBRATION_HORIZONS)
+        pending: list[Pending] = []
+        for p in d["pending"]:
+            a, b, c, e, f = p[:5]
+            corr = float(p[5]) if len(p) > 5 else 0.0
+            x = np.array(p[6], dtype=np.float64) if len(p) > 6 and p[6] is not None else None
+            pending.append((int(a), int(b), float(c), float(e), float(f), corr, x))
+        median = MedianCorrector.from_dict(k, d["median"]) if "median" in d else MedianCorrector(k)
         return cls(
             low=np.array(d["low"], dtype=np.float64),
             high=np.array(d["high"], dtype=np.float64),
-            rate=float(d["rate"]),  # type: ignore[arg-type]
-            pending=[(int(a), int(b), float(c), float(e), float(f)) for a, b, c, e, f in d["pending"]],  # type: ignore[attr-defined]
-            resolved=int(d["resolved"]),  # type: ignore[call-overload]
+            rate=float(d["rate"]),
+            pending=pending,
+            resolved=int(d["resolved"]),
+            median=median,
         )

@@ -182,6 +182,7 @@ class BacktestRow:
     actual_mg_dl: float  # NaN when the history has no reading at the target minute
     persistence_mg_dl: float
     linear_mg_dl: float
+    correction_mg_dl: float = 0.0  # the learned median correction included in the quantiles
 
 
 class NightlyPersonaliser:
@@ -260,7 +261,8 @@ def backtest(
             p10, p50, p90 = fc.at(h)
             target = t + h
             actual = float(cgm[target]) if target < history.minutes else math.nan
-            rows.append(BacktestRow(t, h, p10, p50, p90, actual, pers, linear_extrapolation(cgm, t, h)))
+            corr = float(fc.correction_mg_dl[int(np.flatnonzero(fc.horizons_min == h)[0])])
+            rows.append(BacktestRow(t, h, p10, p50, p90, actual, pers, linear_extrapolation(cgm, t, h), corr))
     return rows
 
 

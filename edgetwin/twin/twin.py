@@ -32,6 +32,7 @@ Public API (all minutes are twin minutes, all glucose mg/dL)::
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -47,6 +48,7 @@ from edgetwin.messages import GLUCOSE_MAX_MG_DL, CgmReading
 from edgetwin.model.cohort import load_patient
 from edgetwin.model.params import PatientParams
 from edgetwin.therapy import TherapyProfile
+from edgetwin.twin.correction import LOOKBACK_MIN, WINDOWS_MIN, CorrectionInputs
 from edgetwin.twin.ensemble import InputPlan, TwinEnsemble, run_members
 from edgetwin.twin.events import BasalMode, EventLog
 from edgetwin.twin.filter import Assimilation, FilterConfig, FilterState, ParticleFilter
@@ -91,6 +93,9 @@ REPLAY_WINDOW_MIN = 12 * 60
 MAX_JUMP_MIN = 14 * 24 * 60
 MAX_HORIZON_MIN = 24 * 60
 CALIBRATION_MEMBERS = 32
+TREND_WINDOW_MIN = 20  # as the linear-extrapolation baseline
+FRESH_READING_MIN = 15
+_WINDOW_STARTS = np.array([LOOKBACK_MIN - b for _, b in reversed(WINDOWS_MIN)])
 SUMMARY_MEMBERS = 64
 CHECKPOINT_VERSION = 1
 
@@ -431,8 +436,9 @@ class Twin:
         for k in drop:
             del self._snapshots[k]
         base = min(self._snapshots)
-        # A replay from the base snapshot propagates from minute ``base``, its insulin included.
-        self._log.trim(base)
+        # A replay from the base snapshot propagates from minute ``base`` (its insulin included)
+        # and the forecast's median correction looks back LOOKBACK_MIN from each issue minute.
+        self._log.trim(base - LOOKBACK_MIN)
         self._outliers = {m: p for m, p in self._outliers.items() if m > base}
 
     def _sync(self) -> None:
@@ -458,7 +464,34 @@ class Twin:
         q, _ = self._member_quantiles(
             self._state, cho, ins, np.array(CALIBRATION_HORIZONS), CALIBRATION_MEMBERS, self._rng(b, 3)
         )
-        self._cal.issue(b, q)
+        self._cal.issue(b, q, self._correction_inputs(b))
+
+    def _correction_inputs(self, minute: int) -> CorrectionInputs | None:
+        """What the median correction needs to know at ``minute`` (None without a reading in the
+        last 15 minutes): the latest reading, the 20-minute trend, carbs and insulin by window."""
+        log = self._log
+        i = bisect.bisect_right(log.reading_minutes, minute)
+        recent = [m for m in log.reading_minutes[max(0, i - 8) : i] if m >= minute - TREND_WINDOW_MIN]
+        if not recent or recent[-1] < minute - FRESH_READING_MIN:
+            return None
+        values = np.array([log.readings[m] for m in recent])
+        slope = 0.0
+        if len(recent) >= 2:
+            t = np.array(recent, dtype=np.float64)
+            t -= t.mean()
+            slope = float(t @ (values - values.mean()) / (t @ t))
+        start = minute - LOOKBACK_MIN
+        ins = log.insulin_u(start + 1, minute + 1)
+        carbs = np.zeros(LOOKBACK_MIN)
+        for m in log.carb_minutes[bisect.bisect_right(log.carb_minutes, start) :]:
+            if m > minute:
+                break
+            carbs[m - start - 1] += log.carbs[m]
+        # Index LOOKBACK_MIN - 1 is "minute" itself; the windows, oldest first, start at these.
+        cuts = _WINDOW_STARTS
+        carbs_by = np.add.reduceat(carbs, cuts)[::-1]
+        ins_by = np.add.reduceat(ins, cuts)[::-1]
+        return CorrectionInputs(float(values[-1]), slope, tuple(carbs_by.tolist()), tuple(ins_by.tolist()))
 
     def _member_quantiles(
         self,
@@ -613,7 +646,11 @@ class Twin:
         cho, ins = self._future_inputs(st.minute, minutes, planned)
         horizons = np.arange(1, steps + 1, dtype=np.int64) * FORECAST_STEP_MIN
         q, g = self._member_quantiles(st, cho, ins, horizons, members, self._rng(st.minute, 4))
-        q = self._cal.apply(q, horizons.astype(float))
+        h = horizons.astype(float)
+        at_knots = np.interp(np.array(CALIBRATION_HORIZONS, dtype=float), h, q[1])
+        correction = self._cal.correction(st.minute, at_knots, self._correction_inputs(st.minute))
+        q = self._cal.apply(q, h, correction)
+        shift = self._cal.shift(h, correction)
         return Forecast(
             issued_minute=st.minute,
             minutes=st.minute + horizons,
@@ -622,6 +659,7 @@ class Twin:
             p90_mg_dl=q[2],
             member_glucose_mg_dl=g[:, 1:],
             member_weights=np.full(members, 1.0 / members),
+            correction_mg_dl=shift,
         )
 
     def whatif(
@@ -733,6 +771,7 @@ class Twin:
         out["calibration_low"] = self._cal.low.tolist()
         out["calibration_high"] = self._cal.high.tolist()
         out["calibration_resolved"] = self._cal.resolved
+        out["correction_pairs"] = [round(float(n), 1) for n in self._cal.median.pairs]
         return out
 
     def reading_was_outlier(self, minute: int) -> bool:

@@ -1,0 +1,208 @@
+"""The forecast's learned error model: it learns what repeats, stays bounded, survives restarts."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import numpy as np
+import pytest
+
+from edgetwin.twin.correction import FEATURE_NAMES, N_FEATURES, WINDOWS_MIN, CorrectionInputs, MedianCorrector
+from edgetwin.twin.forecast import CALIBRATION_HORIZONS, Calibrator
+from edgetwin.twin.history import backtest
+from edgetwin.twin.twin import Twin
+from edgetwin.virtual.scenario import MealEvent
+
+from .conftest import FAST, Day, simulate_day
+
+K = len(CALIBRATION_HORIZONS)
+
+
+def rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = np.empty((n, N_FEATURES))
+    x[:, 0] = 1.0
+    x[:, 1:4] = 20.0 * rng.standard_normal((n, 3))
+    x[:, 4:] = rng.exponential(1.0, (n, N_FEATURES - 4))
+    return x
+
+
+def true_error(x: np.ndarray) -> np.ndarray:
+    """A patient whose forecasts run 6 mg/dL low, more so after carbs and when a rise is predicted."""
+    return 6.0 + 0.4 * x[:, 1] + 3.0 * x[:, FEATURE_NAMES.index("carbs_60_90_min_10g")]
+
+
+def test_learns_an_error_that_repeats_and_corrects_it() -> None:
+    rng = np.random.default_rng(1)
+    mc = MedianCorrector(K)
+    x = rows(rng, 2000)  # six weeks of 30-minute forecasts
+    y = true_error(x) + 5.0 * rng.standard_normal(2000)
+    for i in range(2000):
+        for j in range(K):
+            mc.learn(j, x[i], float(y[i]), minute=30 * i)
+    x_new = rows(rng, 50)
+    for i in range(50):
+        got = mc.correction(np.repeat(x_new[i : i + 1], K, axis=0))
+        want = min(max(float(true_error(x_new[i : i + 1])[0]), -mc.max_abs_mg_dl), mc.max_abs_mg_dl)
+        assert got == pytest.approx(np.full(K, want), abs=2.5 + 0.1 * abs(want))  # ridge shrinks a little
+
+
+def test_no_correction_before_enough_pairs_and_never_beyond_the_bound() -> None:
+    rng = np.random.default_rng(2)
+    mc = MedianCorrector(K)
+    x = rows(rng, mc.min_pairs - 1)
+    for i in range(x.shape[0]):
+        mc.learn(0, x[i], 500.0, minute=i)  # a wildly wrong forecast, again and again
+    assert not mc.correction(rows(rng, K)).any(), "too few pairs: no correction at all"
+    for i in range(200):
+        mc.learn(0, rows(rng, 1)[0], 500.0, minute=i)
+    c = mc.correction(rows(rng, K))
+    assert c[0] == mc.max_abs_mg_dl
+    assert not c[1:].any(), "the other horizons have learned nothing"
+
+
+def test_non_finite_errors_and_features_teach_nothing() -> None:
+    mc = MedianCorrector(K)
+    x = np.ones(N_FEATURES)
+    mc.learn(0, x, math.nan, minute=0)
+    bad = x.copy()
+    bad[3] = math.inf
+    mc.learn(0, bad, 5.0, minute=30)
+    mc.learn(1, None, 7.0, minute=60)  # no features: the error is noted for the next forecast
+    assert mc.pairs.sum() == 0 and np.isfinite(mc.ata).all()
+    assert mc.recent_errors(60)[1] == 7.0
+    assert mc.recent_errors(200)[1] == 0.0, "an error older than 30 minutes is not 'recent'"
+
+
+def test_old_pairs_fade_so_a_changed_twin_is_relearned() -> None:
+    rng = np.random.default_rng(3)
+    mc = MedianCorrector(K, half_life_days=2.0)
+    x = rows(rng, 4000)
+    x[:, 1:] = 0.0  # intercept only
+    for i in range(10 * 48):
+        mc.learn(0, x[i], 15.0, minute=30 * i)
+    assert 11.0 < mc.correction(x[:K])[0] < 15.0  # shrunk towards no correction, not beyond
+    for i in range(6 * 48):  # three half-lives of the opposite error
+        mc.learn(0, x[i], -15.0, minute=30 * i)
+    assert mc.correction(x[:K])[0] < -8.0
+
+
+def test_calibrator_round_trips_and_old_calibrators_restore() -> None:
+    rng = np.random.default_rng(4)
+    cal = Calibrator()
+    inputs = CorrectionInputs(140.0, 0.8, (10.0, 0, 0, 0, 0, 0), (3.0, 0.5, 0.5, 0.5, 1, 1))
+    for i in range(40):
+        q = np.sort(120.0 + 30 * rng.standard_normal((3, K)), axis=0)
+        cal.issue(30 * i, q, inputs if i % 5 else None)
+        cal.resolve(30 * i, 150.0)
+    blob = msgpack.packb(cal.to_dict(), use_bin_type=True)
+    back = Calibrator.from_dict(msgpack.unpackb(blob, raw=False))
+    np.testing.assert_array_equal(back.median.ata, cal.median.ata)
+    np.testing.assert_array_equal(back.low, cal.low)
+    assert len(back.pending) == len(cal.pending) and back.pending[0][:6] == cal.pending[0][:6]
+    q50 = np.full(K, 150.0)
+    np.testing.assert_array_equal(back.correction(1200, q50, inputs), cal.correction(1200, q50, inputs))
+
+    old = {
+        "low": [1.0] * K,
+        "high": [1.0] * K,
+        "rate": 0.05,
+        "pending": [[30, 0, 90.0, 100.0, 110.0]],
+        "resolved": 3,
+    }
+    restored = Calibrator.from_dict(old)
+    assert restored.median.pairs.sum() == 0 and restored.pending[0][5:] == (0.0, None)
+    restored.resolve(30, 104.0)  # the old pending forecast still settles
+    assert restored.resolved == 4
+
+
+def test_the_correction_shifts_every_quantile_and_fades_past_the_last_horizon() -> None:
+    cal = Calibrator()
+    h = np.arange(5.0, 245.0, 5.0)
+    q = np.vstack([np.full(h.size, 100.0), np.full(h.size, 120.0), np.full(h.size, 140.0)])
+    corr = np.full(K, 10.0)
+    out = cal.apply(q, h, corr)
+    plain = cal.apply(q, h)
+    shift = out - plain
+    np.testing.assert_allclose(shift[0], shift[1])
+    np.testing.assert_allclose(shift[2], shift[1])
+    assert shift[1][h == 5.0][0] == pytest.approx(10.0 / 3.0)
+    assert shift[1][h == 60.0][0] == pytest.approx(10.0)
+    assert shift[1][h == 240.0][0] == pytest.approx(0.0)
+
+
+# -- on a twin ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def undercounted() -> Day:
+    """adult#001, 3 days, three meals a day, every one counted 40 % low (bolused for 60 %)."""
+    meals = []
+    for d in range(3):
+        for minute, grams in ((7 * 60, 60.0), (12 * 60, 70.0), (18 * 60 + 30, 80.0)):
+            meals.append(MealEvent(minute=d * 1440 + minute, eaten_g=grams, announced_g=0.6 * grams))
+    return simulate_day("adult#001", meals, 3 * 1440, seed=11)
+
+
+def test_a_twin_learns_that_its_patient_undercounts_meals(undercounted: Day) -> None:
+    day = undercounted
+    g0 = float(day.history.cgm_mg_dl[np.isfinite(day.history.cgm_mg_dl)][0])
+    twin = Twin.from_patient(day.params, basal_mode="delivered", initial_glucose_mg_dl=g0, config=FAST)
+    out = backtest(twin, day.history, 15, (60,), first_issue_min=60)
+    first = [r for r in out if r.issued_minute < 10 * 60]
+    assert all(r.correction_mg_dl == 0.0 for r in first), "nothing learned yet: no correction"
+
+    meal_minutes = np.flatnonzero(day.history.cho_g > 0)
+    after_meals = [
+        r
+        for r in out
+        if r.issued_minute >= 1440 + 7 * 60
+        and r.issued_minute + 60 < day.history.minutes
+        and any(0 <= r.issued_minute - m <= 120 for m in meal_minutes)
+    ]
+    truth = day.truth
+    corrected = np.array([r.p50_mg_dl - truth[r.issued_minute + 60] for r in after_meals])
+    raw = np.array([r.p50_mg_dl - r.correction_mg_dl - truth[r.issued_minute + 60] for r in after_meals])
+    assert np.mean(raw) < -5.0, "the twin itself under-forecasts after under-counted meals"
+    assert np.sqrt(np.mean(corrected**2)) < 0.9 * np.sqrt(np.mean(raw**2))
+    assert np.mean([r.correction_mg_dl for r in after_meals]) > 0.0
+    assert twin.diagnostics()["correction_pairs"][0] > 40
+
+
+def test_late_data_and_restarts_keep_the_learned_correction_exact(undercounted: Day) -> None:
+    day = undercounted
+    cgm = day.history.cgm_mg_dl
+    g0 = float(cgm[np.isfinite(cgm)][0])
+
+    def new() -> Twin:
+        return Twin.from_patient(day.params, basal_mode="delivered", initial_glucose_mg_dl=g0, config=FAST)
+
+    def feed(twin: Twin, a: int, b: int, skip: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        for m in range(a, b + 1):
+            twin.record_insulin(m, float(day.history.insulin_u[m]))
+            if day.history.cho_g[m] > 0:
+                twin.record_carbs(m, float(day.history.cho_g[m]))
+            if math.isfinite(cgm[m]) and m not in skip:
+                twin.assimilate_cgm(m, float(cgm[m]))
+
+    end = 1440 + 13 * 60
+    in_order = new()
+    feed(in_order, 0, end)
+    late = new()
+    withheld = {m for m in range(end - 200, end - 100) if math.isfinite(cgm[m])}
+    feed(late, 0, end, withheld)
+    restored = Twin.restore(late.checkpoint())
+    for twin in (late, restored):
+        for m in sorted(withheld, reverse=True):
+            twin.assimilate_cgm(m, float(cgm[m]))
+    ref = in_order.forecast(120)
+    assert np.abs(ref.correction_mg_dl).max() > 0.5, "the correction is active by now"
+    for twin in (late, restored):
+        fc = twin.forecast(120)
+        np.testing.assert_array_equal(fc.correction_mg_dl, ref.correction_mg_dl)
+        np.testing.assert_array_equal(fc.p50_mg_dl, ref.p50_mg_dl)
+
+
+def test_windows_cover_the_lookback_without_gaps() -> None:
+    edges = [w for pair in WINDOWS_MIN for w in pair]
+    assert edges[0] == 0 and all(a == b for a, b in zip(edges[1:-1:2], edges[2::2], strict=True))
