@@ -782,9 +782,10 @@ class Twin:
     # -- persistence --------------------------------------------------------------------------
 
     def checkpoint(self) -> bytes:
-        """Everything needed to resume exactly (msgpack, versioned; about 410 kB at 1024
-        particles): the current particles, the oldest snapshot of the replay window and the
-        events since it, so late data after a restore still replays."""
+        """Everything needed to resume exactly (msgpack, versioned; about 460 kB at 1024
+        particles): the current particles, the oldest snapshot of the replay window, the
+        events since it (and the 4 hours before, which the forecast's error model looks back
+        on) and the forecast's calibration, so late data after a restore still replay."""
         self._sync()
         base_key = self._base_key
         base_state, base_cal = self._snapshots[base_key]
