@@ -10,7 +10,7 @@ import pytest
 
 from edgetwin.twin.correction import FEATURE_NAMES, N_FEATURES, WINDOWS_MIN, CorrectionInputs, MedianCorrector
 from edgetwin.twin.forecast import CALIBRATION_HORIZONS, Calibrator
-from edgetwin.twin.history import backtest
+from edgetwin.twin.history import backtest, feed
 from edgetwin.twin.twin import Twin
 from edgetwin.virtual.scenario import MealEvent
 
@@ -169,6 +169,18 @@ def test_a_twin_learns_that_its_patient_undercounts_meals(undercounted: Day) -> 
     assert twin.diagnostics()["correction_pairs"][0] > 40
 
 
+def test_without_a_recent_reading_the_forecast_is_not_corrected(undercounted: Day) -> None:
+    day = undercounted
+    cgm = day.history.cgm_mg_dl
+    g0 = float(cgm[np.isfinite(cgm)][0])
+    twin = Twin.from_patient(day.params, basal_mode="delivered", initial_glucose_mg_dl=g0, config=FAST)
+    end = 2 * 1440 + 8 * 60  # an hour after breakfast on day 3
+    feed(twin, day.history, 0, end)
+    assert np.abs(twin.forecast(120).correction_mg_dl).max() > 0.5
+    twin.advance_to(end + 20)  # the sensor falls silent: inputs are no longer known
+    assert not twin.forecast(120).correction_mg_dl.any()
+
+
 def test_late_data_and_restarts_keep_the_learned_correction_exact(undercounted: Day) -> None:
     day = undercounted
     cgm = day.history.cgm_mg_dl
@@ -177,7 +189,7 @@ def test_late_data_and_restarts_keep_the_learned_correction_exact(undercounted: 
     def new() -> Twin:
         return Twin.from_patient(day.params, basal_mode="delivered", initial_glucose_mg_dl=g0, config=FAST)
 
-    def feed(twin: Twin, a: int, b: int, skip: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    def feed_minutes(twin: Twin, a: int, b: int, skip: frozenset[int] = frozenset()) -> None:
         for m in range(a, b + 1):
             twin.record_insulin(m, float(day.history.insulin_u[m]))
             if day.history.cho_g[m] > 0:
@@ -187,10 +199,10 @@ def test_late_data_and_restarts_keep_the_learned_correction_exact(undercounted: 
 
     end = 1440 + 13 * 60
     in_order = new()
-    feed(in_order, 0, end)
+    feed_minutes(in_order, 0, end)
     late = new()
-    withheld = {m for m in range(end - 200, end - 100) if math.isfinite(cgm[m])}
-    feed(late, 0, end, withheld)
+    withheld = frozenset(m for m in range(end - 200, end - 100) if math.isfinite(cgm[m]))
+    feed_minutes(late, 0, end, withheld)
     restored = Twin.restore(late.checkpoint())
     for twin in (late, restored):
         for m in sorted(withheld, reverse=True):
