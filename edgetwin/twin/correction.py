@@ -10,14 +10,16 @@ reading arrives, each resolved forecast becomes one training pair here:
 * target: reading minus the forecast median (mg/dL), per calibration horizon;
 * features known when the forecast was issued (:data:`FEATURE_NAMES`): the change the twin
   predicts, the CGM trend of the last 20 minutes, the latest resolved error at the same horizon,
-  and announced carbs and delivered insulin in six windows of the last four hours.
+  announced carbs and delivered insulin in six windows of the last four hours, and the glucose
+  level (linear, below 100 and above 180 mg/dL: errors differ near a low and when high).
 
 Each horizon has its own ridge regression (sufficient statistics only: an F x F matrix and a
 vector), shrunk towards "no correction", with old pairs forgotten slowly (half-life
 :attr:`MedianCorrector.half_life_days`) because nightly re-personalisation changes the twin
 whose errors are learned. Until a horizon has :attr:`MedianCorrector.min_pairs` pairs, and
 whenever the inputs are missing (no reading in the last 15 minutes), the correction is zero;
-it never exceeds :attr:`MedianCorrector.max_abs_mg_dl`.
+it never exceeds :attr:`MedianCorrector.max_abs_mg_dl`, and it never raises a forecast whose
+median is near a low (:meth:`~edgetwin.twin.forecast.Calibrator.shift`).
 
 It corrects the forecast a user sees (``Twin.forecast``, ``edgetwin forecast``/``backtest``,
 the gateway's published forecast). It does not touch the particles, the what-if comparison or
@@ -50,6 +52,9 @@ FEATURE_NAMES = (
     "last_error_mg_dl",
     *(f"carbs_{a}_{b}_min_10g" for a, b in WINDOWS_MIN),
     *(f"insulin_{a}_{b}_min_u" for a, b in WINDOWS_MIN),
+    "glucose_minus_140_mg_dl",
+    "below_100_mg_dl",
+    "above_180_mg_dl",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
@@ -74,7 +79,9 @@ def features(inputs: CorrectionInputs, q50_mg_dl: F64, last_error_mg_dl: F64) ->
     x[:, 3] = last_error_mg_dl
     n = len(WINDOWS_MIN)
     x[:, 4 : 4 + n] = np.asarray(inputs.carbs_g) / CARB_SCALE_G
-    x[:, 4 + n :] = np.asarray(inputs.insulin_u)
+    x[:, 4 + n : 4 + 2 * n] = np.asarray(inputs.insulin_u)
+    g = inputs.cgm_mg_dl
+    x[:, 4 + 2 * n :] = (g - 140.0, max(0.0, 100.0 - g), max(0.0, g - 180.0))
     return x
 
 
@@ -86,7 +93,7 @@ class MedianCorrector:
     ridge: float = 300.0
     """Prior weight of "no correction", in pairs (the intercept's is a tenth of it). Chosen on
     the cohort bench (profile twins, seed 1, 30-min ratio to persistence): 100 gives 0.636, 300
-    0.633, 1000 0.633 but less at 120 minutes."""
+    0.633, 1000 0.633 but less at 120 minutes (measured before the glucose-level terms)."""
     min_pairs: int = 24
     """Pairs a horizon needs before it corrects anything (12 hours of 30-minute issues)."""
     half_life_days: float = 14.0

@@ -166,12 +166,23 @@ CALIBRATION_HORIZONS = (15, 30, 60, 90, 120)
 # up). The online update takes over from there, patient by patient. Re-measured 2026-12-07 with
 # the median correction, which moves the median up after meals: the lower tail now widens
 # beyond an hour too (it had been 0.97 at 60-120 min).
-INITIAL_TAIL_FACTORS = ((0.91, 0.93), (0.95, 0.92), (1.06, 1.17), (1.07, 1.39), (1.11, 1.59))
+INITIAL_TAIL_FACTORS = ((0.91, 0.95), (0.94, 0.91), (1.06, 1.17), (1.08, 1.5), (1.13, 1.63))
 
 
 Pending = tuple[int, int, float, float, float, float, "F64 | None"]
 """A forecast awaiting its reading: (target minute, horizon index, q10, q50, q90 uncalibrated,
 median correction applied, correction features or None)."""
+
+LOW_GUARD_MG_DL = 70.0
+LOW_GUARD_RAMP_MG_DL = 20.0
+
+
+def _guard_lows(shift_mg_dl: F64, p50_mg_dl: F64) -> F64:
+    """No upward correction where the twin's own median is at LOW_GUARD_MG_DL or below, phased in
+    over the LOW_GUARD_RAMP_MG_DL above it."""
+    room = np.clip((p50_mg_dl - LOW_GUARD_MG_DL) / LOW_GUARD_RAMP_MG_DL, 0.0, 1.0)
+    return np.where(shift_mg_dl > 0.0, shift_mg_dl * room, shift_mg_dl)
+
 
 _CORRECTION_KNOTS = np.array((0.0, *CALIBRATION_HORIZONS, 2.0 * CALIBRATION_HORIZONS[-1]))
 
@@ -203,29 +214,35 @@ class Calibrator:
         x = features(inputs, q50_mg_dl, self.median.recent_errors(minute))
         return self.median.correction(x)
 
-    def apply(self, q: F64, horizons_min: F64, correction_mg_dl: F64 | None = None) -> F64:
-        """Calibrated copy of uncalibrated quantiles ``q`` (3, K): the tails widened or narrowed,
-        then all three moved by the median correction (given at the calibration horizons,
-        interpolated between them, zero at issue and fading to zero at twice the last)."""
+    def apply(self, q: F64, horizons_min: F64) -> F64:
+        """Calibrated copy of uncalibrated quantiles ``q`` (3, K): the tails widened or narrowed."""
         lo, hi = self.factors(horizons_min)
         out = q.copy()
         out[0] = q[1] - lo * (q[1] - q[0])
         out[2] = q[1] + hi * (q[2] - q[1])
-        if correction_mg_dl is not None:
-            out += self.shift(horizons_min, correction_mg_dl)[None, :]
         return out
 
     @staticmethod
-    def shift(horizons_min: F64, correction_mg_dl: F64) -> F64:
-        """The median correction at ``horizons_min`` from its values at the calibration horizons."""
+    def shift(horizons_min: F64, correction_mg_dl: F64, p50_mg_dl: F64) -> F64:
+        """The median correction at ``horizons_min`` (given at the calibration horizons, zero at
+        issue, interpolated between them, fading to zero at twice the last), for a forecast
+        whose uncorrected median there is ``p50_mg_dl``.
+
+        It never hides a low: where the twin's median is at :data:`LOW_GUARD_MG_DL` or below no
+        upward correction applies, phased in over the next 20 mg/dL. The errors it learns include
+        the patient's habits (treating lows with carbs nobody logs); a forecast that counts on a
+        low being treated must not tell the patient it will pass by itself. Measured on the
+        bench, this costs what such forecasts had gained (see the README).
+        """
         values = np.concatenate(([0.0], correction_mg_dl, [0.0]))
-        return np.interp(horizons_min, _CORRECTION_KNOTS, values)
+        return _guard_lows(np.interp(horizons_min, _CORRECTION_KNOTS, values), p50_mg_dl)
 
     def issue(self, minute: int, q: F64, inputs: CorrectionInputs | None = None) -> None:
         """Remember uncalibrated quantiles ``q`` (3, len(CALIBRATION_HORIZONS)) issued at ``minute``
         and what the twin knew then (``inputs``; None: no median correction learned from it)."""
         x = None if inputs is None else features(inputs, q[1], self.median.recent_errors(minute))
         corr = np.zeros(len(CALIBRATION_HORIZONS)) if x is None else self.median.correction(x)
+        corr = _guard_lows(corr, q[1])
         for j, h in enumerate(CALIBRATION_HORIZONS):
             self.pending.append(
                 (

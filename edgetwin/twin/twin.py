@@ -649,8 +649,9 @@ class Twin:
         h = horizons.astype(float)
         at_knots = np.interp(np.array(CALIBRATION_HORIZONS, dtype=float), h, q[1])
         correction = self._cal.correction(st.minute, at_knots, self._correction_inputs(st.minute))
-        q = self._cal.apply(q, h, correction)
-        shift = self._cal.shift(h, correction)
+        q = self._cal.apply(q, h)
+        shift = self._cal.shift(h, correction, q[1])
+        q += shift[None, :]
         return Forecast(
             issued_minute=st.minute,
             minutes=st.minute + horizons,

@@ -116,19 +116,21 @@ def test_calibrator_round_trips_and_old_calibrators_restore() -> None:
     assert restored.resolved == 4
 
 
-def test_the_correction_shifts_every_quantile_and_fades_past_the_last_horizon() -> None:
-    cal = Calibrator()
+def test_the_correction_fades_past_the_last_horizon_and_never_hides_a_low() -> None:
     h = np.arange(5.0, 245.0, 5.0)
-    q = np.vstack([np.full(h.size, 100.0), np.full(h.size, 120.0), np.full(h.size, 140.0)])
-    corr = np.full(K, 10.0)
-    out = cal.apply(q, h, corr)
-    plain = cal.apply(q, h)
-    shift = out - plain
-    np.testing.assert_allclose(shift[0], shift[1])
-    np.testing.assert_allclose(shift[2], shift[1])
-    assert shift[1][h == 5.0][0] == pytest.approx(10.0 / 3.0)
-    assert shift[1][h == 60.0][0] == pytest.approx(10.0)
-    assert shift[1][h == 240.0][0] == pytest.approx(0.0)
+    up = np.full(K, 10.0)
+    s = Calibrator.shift(h, up, np.full(h.size, 150.0))
+    assert s[h == 5.0][0] == pytest.approx(10.0 / 3.0)
+    assert s[h == 60.0][0] == pytest.approx(10.0)
+    assert s[h == 240.0][0] == pytest.approx(0.0)
+    # Where the twin itself forecasts a low, a learned "it usually comes back up" (say, carbs
+    # the patient eats but never logs) must not make the forecast say so.
+    median = np.linspace(150.0, 50.0, h.size)
+    s = Calibrator.shift(h, up, median)
+    assert (s[median <= 70.0] == 0.0).all()
+    assert (s[median >= 90.0] > 0.0).all()
+    down = Calibrator.shift(h, -up, median)
+    assert (down[(median <= 70.0) & (h < 240.0)] < 0.0).all(), "a correction downwards always applies"
 
 
 # -- on a twin ---------------------------------------------------------------------------------
