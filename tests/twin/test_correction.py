@@ -7,6 +7,8 @@ import math
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgetwin.twin.correction import FEATURE_NAMES, N_FEATURES, WINDOWS_MIN, CorrectionInputs, MedianCorrector
 from edgetwin.twin.forecast import CALIBRATION_HORIZONS, Calibrator
@@ -131,6 +133,18 @@ def test_the_correction_fades_past_the_last_horizon_and_never_hides_a_low() -> N
     assert (s[median >= 90.0] > 0.0).all()
     down = Calibrator.shift(h, -up, median)
     assert (down[(median <= 70.0) & (h < 240.0)] < 0.0).all(), "a correction downwards always applies"
+
+
+@given(
+    st.lists(st.floats(-40.0, 40.0), min_size=K, max_size=K),
+    st.lists(st.floats(20.0, 400.0), min_size=48, max_size=48),
+)
+def test_no_learned_correction_raises_a_forecast_at_a_low(corr: list[float], median: list[float]) -> None:
+    h = np.arange(5.0, 245.0, 5.0)
+    m = np.array(median)
+    s = Calibrator.shift(h, np.array(corr), m)
+    assert (s[m <= 70.0] <= 0.0).all()
+    assert (np.abs(s) <= 40.0).all()
 
 
 # -- on a twin ---------------------------------------------------------------------------------
