@@ -457,17 +457,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 out[f"rmse_{h}_{kind}_{against}"] = v
     for kind in ("known", "profile", "known_uncorrected", "profile_uncorrected"):
         for h in HORIZONS:
-            if f"rmse_{h}_{kind}_cgm" not in out:
-                out[f"ratio_{h}_{kind}_vs_persistence_truth"] = (
-                    out[f"rmse_{h}_{kind}_truth"] / out[f"rmse_{h}_persistence_truth"]
-                )
-                continue
-            out[f"ratio_{h}_{kind}_vs_persistence_truth"] = (
-                out[f"rmse_{h}_{kind}_truth"] / out[f"rmse_{h}_persistence_truth"]
-            )
-            out[f"ratio_{h}_{kind}_vs_persistence_cgm"] = (
-                out[f"rmse_{h}_{kind}_cgm"] / out[f"rmse_{h}_persistence_cgm"]
-            )
+            for against in ("truth", "cgm"):  # the rows without the error model: truth only
+                if f"rmse_{h}_{kind}_{against}" in out:
+                    out[f"ratio_{h}_{kind}_vs_persistence_{against}"] = (
+                        out[f"rmse_{h}_{kind}_{against}"] / out[f"rmse_{h}_persistence_{against}"]
+                    )
     print("RMSE / persistence RMSE:")
     for kind in ("known", "profile"):
         print(
