@@ -36,7 +36,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FEATURE_NAMES", "LOOKBACK_MIN", "WINDOWS_MIN", "CorrectionInputs", "MedianCorrector", "features"]
+__all__ = [
+    "FEATURE_NAMES",
+    "LOOKBACK_MIN",
+    "WINDOWS_MIN",
+    "CorrectionInputs",
+    "MedianCorrector",
+    "by_window",
+    "features",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -57,6 +65,13 @@ FEATURE_NAMES = (
     "above_180_mg_dl",
 )
 N_FEATURES = len(FEATURE_NAMES)
+_WINDOW_STARTS = np.array([LOOKBACK_MIN - b for _, b in reversed(WINDOWS_MIN)])
+
+
+def by_window(per_minute: F64) -> tuple[float, ...]:
+    """Sums over WINDOWS_MIN of ``per_minute`` (LOOKBACK_MIN values, the last one the issue
+    minute itself), in the order of WINDOWS_MIN."""
+    return tuple(np.add.reduceat(per_minute, _WINDOW_STARTS)[::-1].tolist())
 
 
 @dataclass(frozen=True, slots=True)

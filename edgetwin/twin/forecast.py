@@ -209,10 +209,11 @@ class Calibrator:
     def correction(self, minute: int, q50_mg_dl: F64, inputs: CorrectionInputs | None) -> F64:
         """Median correction (mg/dL) at each calibration horizon for a forecast issued at
         ``minute`` whose uncalibrated median there is ``q50_mg_dl``; zeros without ``inputs``."""
-        if inputs is None:
-            return np.zeros(len(CALIBRATION_HORIZONS))
-        x = features(inputs, q50_mg_dl, self.median.recent_errors(minute))
-        return self.median.correction(x)
+        x = self._features(minute, q50_mg_dl, inputs)
+        return np.zeros(len(CALIBRATION_HORIZONS)) if x is None else self.median.correction(x)
+
+    def _features(self, minute: int, q50_mg_dl: F64, inputs: CorrectionInputs | None) -> F64 | None:
+        return None if inputs is None else features(inputs, q50_mg_dl, self.median.recent_errors(minute))
 
     def apply(self, q: F64, horizons_min: F64) -> F64:
         """Calibrated copy of uncalibrated quantiles ``q`` (3, K): the tails widened or narrowed."""
@@ -240,7 +241,7 @@ class Calibrator:
     def issue(self, minute: int, q: F64, inputs: CorrectionInputs | None = None) -> None:
         """Remember uncalibrated quantiles ``q`` (3, len(CALIBRATION_HORIZONS)) issued at ``minute``
         and what the twin knew then (``inputs``; None: no median correction learned from it)."""
-        x = None if inputs is None else features(inputs, q[1], self.median.recent_errors(minute))
+        x = self._features(minute, q[1], inputs)
         corr = np.zeros(len(CALIBRATION_HORIZONS)) if x is None else self.median.correction(x)
         corr = _guard_lows(corr, q[1])
         for j, h in enumerate(CALIBRATION_HORIZONS):

@@ -48,7 +48,7 @@ from edgetwin.messages import GLUCOSE_MAX_MG_DL, CgmReading
 from edgetwin.model.cohort import load_patient
 from edgetwin.model.params import PatientParams
 from edgetwin.therapy import TherapyProfile
-from edgetwin.twin.correction import LOOKBACK_MIN, WINDOWS_MIN, CorrectionInputs
+from edgetwin.twin.correction import LOOKBACK_MIN, CorrectionInputs, by_window
 from edgetwin.twin.ensemble import InputPlan, TwinEnsemble, run_members
 from edgetwin.twin.events import BasalMode, EventLog
 from edgetwin.twin.filter import Assimilation, FilterConfig, FilterState, ParticleFilter
@@ -95,7 +95,6 @@ MAX_HORIZON_MIN = 24 * 60
 CALIBRATION_MEMBERS = 32
 TREND_WINDOW_MIN = 20  # as the linear-extrapolation baseline
 FRESH_READING_MIN = 15
-_WINDOW_STARTS = np.array([LOOKBACK_MIN - b for _, b in reversed(WINDOWS_MIN)])
 SUMMARY_MEMBERS = 64
 CHECKPOINT_VERSION = 1
 
@@ -487,11 +486,7 @@ class Twin:
             if m > minute:
                 break
             carbs[m - start - 1] += log.carbs[m]
-        # Index LOOKBACK_MIN - 1 is "minute" itself; the windows, oldest first, start at these.
-        cuts = _WINDOW_STARTS
-        carbs_by = np.add.reduceat(carbs, cuts)[::-1]
-        ins_by = np.add.reduceat(ins, cuts)[::-1]
-        return CorrectionInputs(float(values[-1]), slope, tuple(carbs_by.tolist()), tuple(ins_by.tolist()))
+        return CorrectionInputs(float(values[-1]), slope, by_window(carbs), by_window(ins))
 
     def _member_quantiles(
         self,
