@@ -9,9 +9,11 @@ reading arrives, each resolved forecast becomes one training pair here:
 
 * target: reading minus the forecast median (mg/dL), per calibration horizon;
 * features known when the forecast was issued (:data:`FEATURE_NAMES`): the change the twin
-  predicts, the CGM trend of the last 20 minutes, the latest resolved error at the same horizon,
-  announced carbs and delivered insulin in six windows of the last four hours, and the glucose
-  level (linear, below 100 and above 180 mg/dL: errors differ near a low and when high).
+  predicts (at this horizon and at the last one, 120 minutes), the CGM trend of the last 20
+  minutes (alone and times the glucose level), the latest resolved error at the same horizon,
+  announced carbs and delivered insulin in six windows of the last four hours, whether a meal
+  was announced in the last two hours, and the glucose level (linear, below 100 and above
+  180 mg/dL: errors differ near a low and when high).
 
 Each horizon has its own ridge regression (sufficient statistics only: an F x F matrix and a
 vector), shrunk towards "no correction", with old pairs forgotten slowly (half-life
@@ -52,6 +54,7 @@ WINDOWS_MIN = ((0, 30), (30, 60), (60, 90), (90, 120), (120, 180), (180, 240))
 """Windows before the issue minute (minutes ago, from, to) for carbs and insulin."""
 LOOKBACK_MIN = WINDOWS_MIN[-1][1]
 CARB_SCALE_G = 10.0  # carbs enter in units of 10 g, so all features are of similar size
+MEAL_WINDOWS = 4  # "a meal was announced" looks at the first four windows (the last 2 hours)
 
 FEATURE_NAMES = (
     "intercept",
@@ -63,6 +66,9 @@ FEATURE_NAMES = (
     "glucose_minus_140_mg_dl",
     "below_100_mg_dl",
     "above_180_mg_dl",
+    "trend_30_min_x_glucose_minus_140_per_100_mg_dl",
+    "predicted_change_120_min_mg_dl",
+    "meal_in_last_120_min_x10",
 )
 N_FEATURES = len(FEATURE_NAMES)
 _WINDOW_STARTS = np.array([LOOKBACK_MIN - b for _, b in reversed(WINDOWS_MIN)])
@@ -85,7 +91,7 @@ class CorrectionInputs:
 
 
 def features(inputs: CorrectionInputs, q50_mg_dl: F64, last_error_mg_dl: F64) -> F64:
-    """Feature rows (K, F) for a forecast median at K horizons."""
+    """Feature rows (K, F) for a forecast median at K horizons (the last one the longest)."""
     k = q50_mg_dl.shape[0]
     x = np.empty((k, N_FEATURES))
     x[:, 0] = 1.0
@@ -96,7 +102,16 @@ def features(inputs: CorrectionInputs, q50_mg_dl: F64, last_error_mg_dl: F64) ->
     x[:, 4 : 4 + n] = np.asarray(inputs.carbs_g) / CARB_SCALE_G
     x[:, 4 + n : 4 + 2 * n] = np.asarray(inputs.insulin_u)
     g = inputs.cgm_mg_dl
-    x[:, 4 + 2 * n :] = (g - 140.0, max(0.0, 100.0 - g), max(0.0, g - 180.0))
+    trend = 30.0 * inputs.trend_mg_dl_per_min
+    meal = 10.0 if sum(inputs.carbs_g[:MEAL_WINDOWS]) > 0.0 else 0.0
+    x[:, 4 + 2 * n :] = (
+        g - 140.0,
+        max(0.0, 100.0 - g),
+        max(0.0, g - 180.0),
+        trend * (g - 140.0) / 100.0,
+        q50_mg_dl[-1] - g,
+        meal,
+    )
     return x
 
 
@@ -206,7 +221,14 @@ class MedianCorrector:
 
     @classmethod
     def from_dict(cls, horizons: int, d: dict[str, object]) -> MedianCorrector:
+        """From :meth:`to_dict`. Statistics saved with another feature set (an older release)
+        cannot be reused: the model starts learning again, keeping the latest errors."""
         f = N_FEATURES
+        if len(d["aty"]) != horizons * f:  # type: ignore[arg-type]
+            fresh = cls(horizons)
+            fresh.last_error = np.array(d["last_error"], dtype=np.float64)
+            fresh.last_error_minute = np.array(d["last_error_minute"], dtype=np.int64)
+            return fresh
         return cls(
             horizons,
             ata=np.array(d["ata"], dtype=np.float64).reshape(horizons, f, f),

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgetwin.errors import InputDataError
-from edgetwin.twin.correction import CorrectionInputs, MedianCorrector, features
+from edgetwin.twin.correction import N_FEATURES, CorrectionInputs, MedianCorrector, features
 from edgetwin.twin.kernels import mixture_quantiles
 from edgetwin.twin.sensor_model import SensorErrorModel
 
@@ -305,6 +305,8 @@ class Calibrator:
             a, b, c, e, f = p[:5]
             corr = float(p[5]) if len(p) > 5 else 0.0
             x = np.array(p[6], dtype=np.float64) if len(p) > 6 and p[6] is not None else None
+            if x is not None and x.shape != (N_FEATURES,):
+                x = None  # features of an older release: the error is noted, not learned
             pending.append((int(a), int(b), float(c), float(e), float(f), corr, x))
         median = MedianCorrector.from_dict(k, d["median"]) if "median" in d else MedianCorrector(k)
         return cls(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import msgpack
 import numpy as np
@@ -116,6 +117,37 @@ def test_calibrator_round_trips_and_old_calibrators_restore() -> None:
     assert restored.median.pairs.sum() == 0 and restored.pending[0][5:] == (0.0, None)
     restored.resolve(30, 104.0)  # the old pending forecast still settles
     assert restored.resolved == 4
+
+
+def test_an_error_model_saved_with_other_features_starts_again_without_failing() -> None:
+    """A checkpoint from a release with fewer features: its statistics cannot be reused, so the
+    model learns anew; the pending forecasts still settle the tails, and the latest errors stay."""
+    cal = Calibrator()
+    inputs = CorrectionInputs(150.0, -0.5, (0, 3.0, 0, 0, 0, 0), (0, 0.5, 0.5, 0, 0, 0))
+    band = np.repeat([[130.0], [150.0], [170.0]], K, axis=1)  # p10, p50, p90 at every horizon
+    for i in range(60):
+        cal.issue(30 * i, band, inputs)
+        cal.resolve(30 * i + 15, 160.0)
+        cal.resolve(30 * i + 30, 160.0)
+    assert cal.median.pairs.min() > 24
+    d = cal.to_dict()
+    m = cast(dict[str, Any], d["median"])
+    f_old = N_FEATURES - 3
+    m["ata"] = [0.5] * (K * f_old * f_old)
+    m["aty"] = [0.5] * (K * f_old)
+    d["pending"] = [
+        [*p[:6], None if p[6] is None else p[6][:f_old]] for p in cast(list[list[Any]], d["pending"])
+    ]
+    back = Calibrator.from_dict(msgpack.unpackb(msgpack.packb(d, use_bin_type=True), raw=False))
+    assert back.median.pairs.sum() == 0 and not back.median.coefficients().any()
+    np.testing.assert_array_equal(back.median.last_error, cal.median.last_error)
+    assert back.pending and all(p[6] is None for p in back.pending)
+    resolved = back.resolved
+    back.resolve(61 * 30, 170.0)  # what was pending settles without a shape error
+    assert back.resolved > resolved
+    back.issue(62 * 30, band, inputs)
+    back.resolve(62 * 30 + 15, 165.0)
+    assert back.median.pairs[0] == 1.0, "and it learns again from new forecasts"
 
 
 def test_the_correction_fades_past_the_last_horizon_and_never_hides_a_low() -> None:
