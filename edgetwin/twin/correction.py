@@ -124,8 +124,13 @@ class MedianCorrector:
     """Prior weight of "no correction", in pairs (the intercept's is a tenth of it). Chosen on
     the cohort bench (profile twins, seed 1, 30-min ratio to persistence): 100 gives 0.636, 300
     0.633, 1000 0.633 but less at 120 minutes (measured before the glucose-level terms)."""
-    min_pairs: int = 24
-    """Pairs a horizon needs before it corrects anything (12 hours of 30-minute issues)."""
+    min_pairs: int = 48
+    """Pairs a horizon needs before it corrects anything: a day of 30-minute issues, which is
+    also when the first nightly personalisation has run. Measured on the cohort bench (three
+    seeds, profile twins): 12 hours 0.627 / 0.660 / 0.753 at 30 / 60 / 120 min, a day 0.623 /
+    0.656 / 0.751; in the offline replica a day and a half 0.624 and two days 0.628 at 30 min
+    (early coefficients are noisy, and the twin they describe changes at the first
+    personalisation)."""
     half_life_days: float = 14.0
     """Half-life of a pair's weight (4 or 60 days score within 0.001 of 14 on the bench)."""
     max_abs_mg_dl: float = 40.0
