@@ -407,3 +407,27 @@ def test_basal_schedule_mode_uses_rates_and_temp_basals(day: Day) -> None:
     assert twin.basal_u_per_h(100, 200)[-1] == 2.0
     twin.record_basal(150, None)
     assert twin.basal_u_per_h(150, 10)[0] == pytest.approx(basal)
+
+
+@pytest.mark.parametrize(("grams", "replays_the_meal"), [(40.0, True), (10.0, False)])
+def test_adopting_a_posterior_replays_from_before_the_last_meal(
+    day: Day, grams: float, replays_the_meal: bool
+) -> None:
+    """A nightly posterior is weighed against the data before anyone forecasts from it: at least
+    the last 6 hours, and back over the last announced meal (>= 20 g) where that is older, so
+    the new particles have met a meal response. What lies before the replay is then too old."""
+    from edgetwin.twin.prior import patient_prior
+
+    twin = Twin.from_patient(day.params, config=FAST, initial_glucose_mg_dl=120.0)
+    twin.record_carbs(60, grams, event_id="meal")
+    for m in range(0, 541, 5):
+        if m != 45:
+            twin.assimilate_cgm(m, 120.0 + 0.1 * m)
+    twin.adopt(patient_prior(day.params))
+    late = twin.assimilate_cgm(45, 124.5)  # 8 h 15 min before "now"
+    if replays_the_meal:
+        assert late is not EventStatus.TOO_OLD, "the replay starts before the 40 g meal at minute 60"
+    else:
+        assert late is EventStatus.TOO_OLD, "a 10 g snack does not extend the 6-hour replay"
+    fc = twin.forecast(60)
+    assert np.isfinite(fc.p50_mg_dl).all()
