@@ -547,13 +547,12 @@ class Twin:
         self._sync()
         target = self._done
         start = target - lookback_min
-        meals = [
-            m
-            for m in self._log.carb_minutes
-            if target - REPLAY_WINDOW_MIN < m <= target and self._log.carbs[m] >= ADOPT_MEAL_G
-        ]
-        if meals:
-            start = min(start, meals[-1] - ADOPT_BEFORE_MEAL_MIN)
+        log = self._log
+        meal = next(
+            (m for m in reversed(log.carb_minutes) if m <= target and log.carbs[m] >= ADOPT_MEAL_G), None
+        )
+        if meal is not None and meal > target - REPLAY_WINDOW_MIN:
+            start = min(start, meal - ADOPT_BEFORE_MEAL_MIN)
         key = max(k for k in self._snapshots if k <= max(self._base_key, start))
         st, cal = self._snapshots[key]
         self._state = st.copy()

@@ -12,6 +12,7 @@ from edgetwin.errors import InputDataError
 from edgetwin.messages import CgmReading, CgmStatus
 from edgetwin.twin.forecast import PlannedInputs
 from edgetwin.twin.history import backtest, score
+from edgetwin.twin.prior import patient_prior
 from edgetwin.twin.twin import EventStatus, Twin
 from edgetwin.twin.whatif import Bolus, Meal, Scenario, SkipBolus, TempBasal
 
@@ -416,8 +417,6 @@ def test_adopting_a_posterior_replays_from_before_the_last_meal(
     """A nightly posterior is weighed against the data before anyone forecasts from it: at least
     the last 6 hours, and back over the last announced meal (>= 20 g) where that is older, so
     the new particles have met a meal response. What lies before the replay is then too old."""
-    from edgetwin.twin.prior import patient_prior
-
     twin = Twin.from_patient(day.params, config=FAST, initial_glucose_mg_dl=120.0)
     twin.record_carbs(60, grams, event_id="meal")
     for m in range(0, 541, 5):
