@@ -487,7 +487,7 @@ class SafetyGate:
                 and suspended_already
                 and not pump_suspended
             ):
-                return True, self._clamp_temp_duration(s, r)
+                return True, self._clamp_temp_duration(_as_pause(s), r)
             return True, self._new(
                 r,
                 SuggestionKind.CARBS,
@@ -500,7 +500,7 @@ class SafetyGate:
             if pump_suspended:
                 r.add(Rule.PUMP_SUSPENDED, Outcome.REFUSED, "the pump is already suspended")
                 return True, None
-            return True, self._clamp_temp_duration(s, r)
+            return True, self._clamp_temp_duration(_as_pause(s), r)
         if pump_suspended:
             r.add(Rule.PUMP_SUSPENDED, Outcome.REFUSED, "the pump is already suspended")
             return True, None
@@ -796,3 +796,14 @@ def _malformed(s: Suggestion) -> str:
     if k is SuggestionKind.CARBS and (s.rate_u_per_h or 0.0) > 0.0:
         return "a carbs suggestion may only pause insulin"
     return ""
+
+
+def _as_pause(s: Suggestion) -> Suggestion:
+    """A suggestion that already stops insulin at a low, sent as exactly that: rate 0 U/h (not a
+    rate within rounding of it), and a zero temp basal as a suspension, so the patient and the log
+    read that insulin is paused (found by the property test: a zero temp basal at the threshold
+    went out as a temp basal, and a rate of 1e-308 U/h passed as "already suspended")."""
+    kind = SuggestionKind.SUSPEND if s.kind is SuggestionKind.TEMP_BASAL else s.kind
+    if kind is s.kind and s.rate_u_per_h == 0.0:
+        return s
+    return dataclasses.replace(s, kind=kind, rate_u_per_h=0.0)

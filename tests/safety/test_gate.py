@@ -221,6 +221,22 @@ def test_with_no_suggestion_at_a_low_the_gate_itself_pauses_insulin(data: list[o
     assert r.suggestion is not None and r.suggestion.kind is K.KEEP_BASAL
 
 
+@pytest.mark.parametrize(("minutes", "sent_min"), [(1, 1), (30, 30), (120, 30)])
+def test_a_zero_temp_basal_at_a_low_goes_out_as_a_suspension(minutes: int, sent_min: int) -> None:
+    """Found by the property test: at glucose 80 mg/dL (the threshold) a zero temp basal passed
+    as a temp basal; at a low the patient and the log must read that insulin is paused."""
+    zero = suggestion(K.TEMP_BASAL, rate_u_per_h=0.0, duration_min=minutes)
+    gate = SafetyGate(limits(suspend_threshold_mg_dl=80.0))
+    r = gate.review(zero, inputs(readings=readings([81.0, 81.0, 80.0, 80.0, 80.0])))
+    assert r.suggestion is not None and r.suggestion.kind is K.SUSPEND
+    assert r.suggestion.rate_u_per_h == 0.0 and r.suggestion.duration_min == sent_min
+    (cmd,) = r.pump_commands("x")
+    assert cmd.kind is PumpCommandKind.TEMP_BASAL and cmd.rate_u_per_h == 0.0
+    # Away from a low the same zero temp basal is what it says.
+    r = gate.review(zero, inputs())
+    assert r.suggestion is not None and r.suggestion.kind is K.TEMP_BASAL
+
+
 def test_a_meal_bolus_is_refused_at_a_low_or_on_its_own_prediction_not_on_the_trend_alone() -> None:
     meal = suggestion(K.BOLUS, units=2.0)
     r = SafetyGate(limits()).review(meal, inputs(readings=AT_THRESHOLD))
