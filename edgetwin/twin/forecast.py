@@ -1,4 +1,5 @@
-"""Forecasts with honest uncertainty: the CGM values the patient will see, as 10/50/90 % quantiles.
+"""Forecasts with honest uncertainty: the CGM values the patient will see, as a central line (the
+members' mean, :func:`cgm_bands`) inside a calibrated 10-90 % band.
 
 Three sources of spread make the predictive distribution of a future CGM reading:
 
@@ -28,7 +29,7 @@ from edgetwin.twin.correction import N_FEATURES, CorrectionInputs, MedianCorrect
 from edgetwin.twin.kernels import mixture_quantiles
 from edgetwin.twin.sensor_model import SensorErrorModel
 
-__all__ = ["Calibrator", "Forecast", "PlannedInputs", "cgm_quantiles"]
+__all__ = ["Calibrator", "Forecast", "PlannedInputs", "cgm_bands"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -103,7 +104,9 @@ class PlannedInputs:
 
 @dataclass(frozen=True)
 class Forecast:
-    """Quantiles of the CGM reading at ``minutes`` (twin clock), every 5 min after ``issued_minute``.
+    """The CGM reading forecast at ``minutes`` (twin clock), every 5 min after ``issued_minute``:
+    10 and 90 % quantiles and the central line ``p50_mg_dl`` (the members' mean, see
+    :func:`cgm_bands`; readings fall below it about half the time).
 
     ``member_glucose_mg_dl`` (M, K) are the members' subcutaneous glucose (no sensor error),
     with ``member_weights``; use them for risk figures about true glucose. The quantiles include
@@ -133,18 +136,29 @@ class Forecast:
         return float(self.p10_mg_dl[i]), float(self.p50_mg_dl[i]), float(self.p90_mg_dl[i])
 
 
-def cgm_quantiles(
+def cgm_bands(
     gsub_mg_dl: F64,
     bias_mg_dl: F64,
     bias_var: float,
     horizons_min: F64,
     sensor: SensorErrorModel,
 ) -> F64:
-    """Uncalibrated (3, K) quantiles of future CGM readings from equally weighted members.
+    """Uncalibrated (3, K) forecast of future CGM readings from equally weighted members: the
+    mixture's 10 % quantile, its mean, and its 90 % quantile.
 
     Member i at horizon h predicts ``gsub[i, h] + mean + decay(h) * (bias_i - mean)`` with the
     bias variance grown over h plus white noise; the mixture's quantiles come from stratified
     normal points per member.
+
+    The central row is the mixture's mean rather than its median. Scored by squared error, the
+    mean is the better point forecast, and the difference comes from the minority of members:
+    those that ate an unannounced snack, or whose meal absorbs faster. The median ignores them
+    until they are half the cloud. On ``edgetwin bench estimate`` (profile twins, seed 1, with
+    the error model), the ratios to persistence at 30 / 60 / 120 min were 0.609 / 0.649 / 0.758
+    with the median and 0.607 / 0.642 / 0.744 with the mean. With a 10 % trimmed mean they were
+    0.609 / 0.648 / 0.756, so the gain does come from the tails. Readings still fall below it
+    about half the time (README, "The living twin"). It is kept inside the 10-90 % band, so
+    calibration cannot cross the tails.
     """
     s = sensor
     h = np.asarray(horizons_min, dtype=np.float64)
@@ -156,6 +170,8 @@ def cgm_quantiles(
     out = np.empty((len(QUANTILES), h.size))
     work = np.empty(centre.shape[0] * _STRATA_Z.size)
     mixture_quantiles(centre, np.sqrt(var), _STRATA_Z, _QS, work, out)
+    # Each member's sensor noise is symmetric about its centre: the mixture's mean is theirs.
+    out[1] = np.clip(centre.mean(axis=0), out[0], out[2])
     return out
 
 

@@ -58,7 +58,7 @@ from edgetwin.twin.forecast import (
     Calibrator,
     Forecast,
     PlannedInputs,
-    cgm_quantiles,
+    cgm_bands,
 )
 from edgetwin.twin.indices import (
     absorption_half_time_min,
@@ -506,7 +506,7 @@ class Twin:
         switches = self._switches(st, idx, cho.shape[-1])
         gsub = run_members(st.params[idx], switches, x, aux, cho, ins, stride=FORECAST_STEP_MIN)
         g = gsub[:, horizons // FORECAST_STEP_MIN]
-        q = cgm_quantiles(g, st.bias[idx], st.bias_var, horizons.astype(float), self.sensor)
+        q = cgm_bands(g, st.bias[idx], st.bias_var, horizons.astype(float), self.sensor)
         return q, gsub
 
     def _switches(
