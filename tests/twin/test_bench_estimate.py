@@ -27,3 +27,29 @@ def test_a_small_run_reports_every_section(capsys: pytest.CaptureFixture[str]) -
     assert 0.0 <= result["daypart_false_pattern_fraction"] <= 1.0
     assert "Insulin sensitivity by time of day" in out
     assert "rmse30_profile_le_0.6x_persistence_truth" in result["targets"]
+
+
+def test_several_scenario_seeds_pool_and_report_each(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "estimate", "--patients", "1", "--days", "1", "--timing-patients", "1"]
+    argv += ["--batch-days", "1", "--daypart-patients", "0", "--particles", "128", "--seeds", "1,2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["seeds"] == [1, 2]
+    assert "(seed 1)" in out and "(seed 2)" in out and "by scenario seed" in out
+    for kind in ("known", "profile"):
+        per_seed = result[f"ratio_30_{kind}_by_seed"]
+        assert len(per_seed) == 2 and per_seed[0] != per_seed[1]
+        # The pooled ratio is over both seeds' errors, so it lies between the two.
+        pooled = result[f"ratio_30_{kind}_vs_persistence_truth"]
+        assert min(per_seed) - 1e-12 <= pooled <= max(per_seed) + 1e-12
+
+
+@pytest.mark.parametrize("seeds", ["1,1", "a,b", ",", "-1"])
+def test_bad_seed_lists_are_refused_with_a_clear_message(
+    seeds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "estimate", "--seeds", seeds, "--patients", "1", "--days", "1"])
+    assert exc.value.code == 2
+    assert "argument --seeds" in capsys.readouterr().err
