@@ -4,18 +4,35 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from edgetwin.cli import main
 
+SMALL = [
+    "--patients",
+    "1",
+    "--days",
+    "1",
+    "--timing-patients",
+    "1",
+    "--batch-days",
+    "1",
+    "--particles",
+    "128",
+]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[str, dict[str, Any]]:
+    """A small ``bench estimate`` run: its printed text and its closing JSON line."""
+    assert main(["bench", "estimate", *SMALL, *extra]) == 0
+    out = capsys.readouterr().out
+    return out, json.loads(out.strip().splitlines()[-1])
+
 
 def test_a_small_run_reports_every_section(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "estimate", "--patients", "1", "--days", "1", "--timing-patients", "1"]
-    argv += ["--batch-days", "1", "--daypart-patients", "2", "--daypart-days", "3", "--particles", "128"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    result = json.loads(out.strip().splitlines()[-1])
+    out, result = _run(capsys, "--daypart-patients", "2", "--daypart-days", "3")
     assert result["bench"] == "estimate" and result["particles"] == 128
     for key in ("ratio_30_profile_vs_persistence_truth", "update_ms_cpu_mean", "batch_1d_s"):
         assert result[key] > 0, key
@@ -30,11 +47,7 @@ def test_a_small_run_reports_every_section(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_several_scenario_seeds_pool_and_report_each(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "estimate", "--patients", "1", "--days", "1", "--timing-patients", "1"]
-    argv += ["--batch-days", "1", "--daypart-patients", "0", "--particles", "128", "--seeds", "1,2"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    result = json.loads(out.strip().splitlines()[-1])
+    out, result = _run(capsys, "--daypart-patients", "0", "--seeds", "1,2")
     assert result["seeds"] == [1, 2]
     assert "(seed 1)" in out and "(seed 2)" in out and "by scenario seed" in out
     for kind in ("known", "profile"):
