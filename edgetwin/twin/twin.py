@@ -499,7 +499,8 @@ class Twin:
         members: int,
         rng: np.random.Generator,
     ) -> tuple[F64, F64]:
-        """Uncalibrated CGM quantiles at ``horizons`` and the members' glucose every 5 min."""
+        """Uncalibrated CGM bands at ``horizons`` (10 %, mean, 90 %; :func:`cgm_bands`) and the
+        members' glucose every 5 min."""
         idx = self._pf.select(st, members, rng)
         x = np.ascontiguousarray(st.x[idx])
         aux = np.ascontiguousarray(st.aux[idx])
