@@ -221,11 +221,15 @@ def test_with_no_suggestion_at_a_low_the_gate_itself_pauses_insulin(data: list[o
     assert r.suggestion is not None and r.suggestion.kind is K.KEEP_BASAL
 
 
+@pytest.mark.parametrize("rate", [0.0, 1e-308])
 @pytest.mark.parametrize(("minutes", "sent_min"), [(1, 1), (30, 30), (120, 30)])
-def test_a_zero_temp_basal_at_a_low_goes_out_as_a_suspension(minutes: int, sent_min: int) -> None:
-    """Found by the property test: at glucose 80 mg/dL (the threshold) a zero temp basal passed
-    as a temp basal; at a low the patient and the log must read that insulin is paused."""
-    zero = suggestion(K.TEMP_BASAL, rate_u_per_h=0.0, duration_min=minutes)
+def test_a_zero_temp_basal_at_a_low_goes_out_as_a_suspension(
+    minutes: int, sent_min: int, rate: float
+) -> None:
+    """Found by the property test: at glucose at the threshold a temp basal of 1e-308 U/h passed
+    as "already suspended" and went out as a temp basal; at a low the patient and the log must
+    read that insulin is paused, at exactly 0 U/h."""
+    zero = suggestion(K.TEMP_BASAL, rate_u_per_h=rate, duration_min=minutes)
     gate = SafetyGate(limits(suspend_threshold_mg_dl=80.0))
     r = gate.review(zero, inputs(readings=readings([81.0, 81.0, 80.0, 80.0, 80.0])))
     assert r.suggestion is not None and r.suggestion.kind is K.SUSPEND
