@@ -652,10 +652,12 @@ class Twin:
         if not 1 <= members <= 10_000:
             raise InputDataError("members must be in [1, 10000]")
         steps = -(-int(horizon_min) // FORECAST_STEP_MIN)
-        minutes = steps * FORECAST_STEP_MIN
+        # The error model reads the twin's prediction at every calibration horizon (up to 120
+        # min): the members run at least that far, so a short forecast is the start of a long one.
+        run_steps = max(steps, max(CALIBRATION_HORIZONS) // FORECAST_STEP_MIN)
         st = self._state_now()
-        cho, ins = self._future_inputs(st.minute, minutes, planned)
-        horizons = np.arange(1, steps + 1, dtype=np.int64) * FORECAST_STEP_MIN
+        cho, ins = self._future_inputs(st.minute, run_steps * FORECAST_STEP_MIN, planned)
+        horizons = np.arange(1, run_steps + 1, dtype=np.int64) * FORECAST_STEP_MIN
         q, g = self._member_quantiles(st, cho, ins, horizons, members, self._rng(st.minute, 4))
         h = horizons.astype(float)
         at_knots = np.interp(np.array(CALIBRATION_HORIZONS, dtype=float), h, q[1])
@@ -665,13 +667,13 @@ class Twin:
         q += shift[None, :]
         return Forecast(
             issued_minute=st.minute,
-            minutes=st.minute + horizons,
-            p10_mg_dl=q[0],
-            p50_mg_dl=q[1],
-            p90_mg_dl=q[2],
-            member_glucose_mg_dl=g[:, 1:],
+            minutes=st.minute + horizons[:steps],
+            p10_mg_dl=q[0, :steps],
+            p50_mg_dl=q[1, :steps],
+            p90_mg_dl=q[2, :steps],
+            member_glucose_mg_dl=g[:, 1 : steps + 1],
             member_weights=np.full(members, 1.0 / members),
-            correction_mg_dl=shift,
+            correction_mg_dl=shift[:steps],
         )
 
     def whatif(

@@ -229,6 +229,24 @@ def test_without_a_recent_reading_the_forecast_is_not_corrected(undercounted: Da
     assert not twin.forecast(120).correction_mg_dl.any()
 
 
+def test_a_short_forecast_is_the_start_of_a_long_one(undercounted: Day) -> None:
+    """The error model reads the twin's 120-min prediction: a 30-min forecast must not guess it
+    (it did, from its last step, so its correction differed from the 120-min forecast's)."""
+    day = undercounted
+    cgm = day.history.cgm_mg_dl
+    twin = Twin.from_patient(
+        day.params, basal_mode="delivered", initial_glucose_mg_dl=float(cgm[np.isfinite(cgm)][0]), config=FAST
+    )
+    feed(twin, day.history, 0, 2 * 1440 + 8 * 60)
+    short, long = twin.forecast(30), twin.forecast(120)
+    assert np.abs(long.correction_mg_dl).max() > 0.5, "the correction is active"
+    n = short.minutes.size
+    assert n == 6 and short.member_glucose_mg_dl.shape[1] == n
+    np.testing.assert_array_equal(short.minutes, long.minutes[:n])
+    for field in ("p10_mg_dl", "p50_mg_dl", "p90_mg_dl", "correction_mg_dl"):
+        np.testing.assert_allclose(getattr(short, field), getattr(long, field)[:n], err_msg=field)
+
+
 def test_late_data_and_restarts_keep_the_learned_correction_exact(undercounted: Day) -> None:
     day = undercounted
     cgm = day.history.cgm_mg_dl
