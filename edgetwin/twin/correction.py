@@ -12,8 +12,10 @@ reading arrives, each resolved forecast becomes one training pair here:
   predicts (at this horizon and at the last one, 120 minutes), the CGM trend of the last 20
   minutes (alone and times the glucose level), the latest resolved error at the same horizon,
   announced carbs and delivered insulin in six windows of the last four hours, whether a meal
-  was announced in the last two hours, and the glucose level (linear, below 100 and above
-  180 mg/dL: errors differ near a low and when high).
+  was announced in the last two hours (alone and times the predicted change: after a meal the
+  twin's predicted rise or fall is what errs most), how far glucose moved over the last 30 and
+  60 minutes, and the glucose level (linear, below 100 and above 180 mg/dL: errors differ near a
+  low and when high).
 
 Each horizon has its own ridge regression (sufficient statistics only: an F x F matrix and a
 vector), shrunk towards "no correction", with old pairs forgotten slowly (half-life
@@ -69,6 +71,9 @@ FEATURE_NAMES = (
     "trend_30_min_x_glucose_minus_140_per_100_mg_dl",
     "predicted_change_120_min_mg_dl",
     "meal_in_last_120_min_x10",
+    "predicted_change_x_meal_in_last_120_min_mg_dl",
+    "cgm_change_30_min_mg_dl",
+    "cgm_change_60_min_mg_dl",
 )
 N_FEATURES = len(FEATURE_NAMES)
 _WINDOW_STARTS = np.array([LOOKBACK_MIN - b for _, b in reversed(WINDOWS_MIN)])
@@ -88,6 +93,8 @@ class CorrectionInputs:
     trend_mg_dl_per_min: float  # least-squares slope of the last 20 minutes' readings
     carbs_g: tuple[float, ...]  # announced carbs per window of WINDOWS_MIN
     insulin_u: tuple[float, ...]  # insulin delivered per window of WINDOWS_MIN
+    change_30_min_mg_dl: float = 0.0  # latest reading minus the one 30 (to 34) minutes before; 0: none
+    change_60_min_mg_dl: float = 0.0  # the same 60 minutes back
 
 
 def features(inputs: CorrectionInputs, q50_mg_dl: F64, last_error_mg_dl: F64) -> F64:
@@ -104,7 +111,7 @@ def features(inputs: CorrectionInputs, q50_mg_dl: F64, last_error_mg_dl: F64) ->
     g = inputs.cgm_mg_dl
     trend = 30.0 * inputs.trend_mg_dl_per_min
     meal = 10.0 if sum(inputs.carbs_g[:MEAL_WINDOWS]) > 0.0 else 0.0
-    x[:, 4 + 2 * n :] = (
+    x[:, 4 + 2 * n : -3] = (
         g - 140.0,
         max(0.0, 100.0 - g),
         max(0.0, g - 180.0),
@@ -112,6 +119,9 @@ def features(inputs: CorrectionInputs, q50_mg_dl: F64, last_error_mg_dl: F64) ->
         q50_mg_dl[-1] - g,
         meal,
     )
+    x[:, -3] = x[:, 1] * (meal > 0.0)
+    x[:, -2] = inputs.change_30_min_mg_dl
+    x[:, -1] = inputs.change_60_min_mg_dl
     return x
 
 

@@ -469,7 +469,8 @@ class Twin:
 
     def _correction_inputs(self, minute: int) -> CorrectionInputs | None:
         """What the median correction needs to know at ``minute`` (None without a reading in the
-        last 15 minutes): the latest reading, the 20-minute trend, carbs and insulin by window."""
+        last 15 minutes): the latest reading, the 20-minute trend, carbs and insulin by window,
+        and how far the readings moved over the last 30 and 60 minutes."""
         log = self._log
         i = bisect.bisect_right(log.reading_minutes, minute)
         recent = [m for m in log.reading_minutes[max(0, i - 8) : i] if m >= minute - TREND_WINDOW_MIN]
@@ -488,7 +489,17 @@ class Twin:
             if m > minute:
                 break
             carbs[m - start - 1] += log.carbs[m]
-        return CorrectionInputs(float(values[-1]), slope, by_window(carbs), by_window(ins))
+        latest = float(values[-1])
+
+        def change_since(minutes_ago: int) -> float:
+            at = recent[-1] - minutes_ago
+            j = bisect.bisect_right(log.reading_minutes, at)
+            before = log.reading_minutes[j - 1] if j > 0 else None
+            return latest - log.readings[before] if before is not None and before >= at - 4 else 0.0
+
+        return CorrectionInputs(
+            latest, slope, by_window(carbs), by_window(ins), change_since(30), change_since(60)
+        )
 
     def _member_quantiles(
         self,

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgetwin.twin.correction import FEATURE_NAMES, N_FEATURES, WINDOWS_MIN, CorrectionInputs, MedianCorrector
+from edgetwin.twin.correction import (
+    FEATURE_NAMES,
+    N_FEATURES,
+    WINDOWS_MIN,
+    CorrectionInputs,
+    MedianCorrector,
+    features,
+)
 from edgetwin.twin.forecast import CALIBRATION_HORIZONS, Calibrator
 from edgetwin.twin.history import backtest, feed
 from edgetwin.twin.twin import Twin
@@ -177,6 +184,31 @@ def test_no_learned_correction_raises_a_forecast_at_a_low(corr: list[float], med
     s = Calibrator.shift(h, np.array(corr), m)
     assert (s[m <= 70.0] <= 0.0).all()
     assert (np.abs(s) <= 40.0).all()
+
+
+def test_recent_cgm_changes_enter_the_features() -> None:
+    inputs = CorrectionInputs(150.0, 1.0, (0.0,) * 6, (0.0,) * 6, 30.0, 45.0)
+    x = features(inputs, np.full(K, 170.0), np.zeros(K))
+    assert (x[:, FEATURE_NAMES.index("cgm_change_30_min_mg_dl")] == 30.0).all()
+    assert (x[:, FEATURE_NAMES.index("cgm_change_60_min_mg_dl")] == 45.0).all()
+    assert not x[:, FEATURE_NAMES.index("predicted_change_x_meal_in_last_120_min_mg_dl")].any(), "no meal"
+    meal = CorrectionInputs(150.0, 1.0, (20.0, 0, 0, 0, 0, 0), (0.0,) * 6)
+    x = features(meal, np.full(K, 170.0), np.zeros(K))
+    assert (x[:, FEATURE_NAMES.index("predicted_change_x_meal_in_last_120_min_mg_dl")] == 20.0).all()
+
+
+def test_a_twin_measures_the_changes_from_its_readings() -> None:
+    twin = Twin.from_patient("adult#001", config=FAST, initial_glucose_mg_dl=100.0)
+    for m in range(0, 125, 5):
+        twin.assimilate_cgm(m, 100.0 + 0.5 * m)  # rising 0.5 mg/dL per minute
+    got = twin._correction_inputs(122)
+    assert got is not None
+    assert got.change_30_min_mg_dl == pytest.approx(15.0)
+    assert got.change_60_min_mg_dl == pytest.approx(30.0)
+    fresh = Twin.from_patient("adult#001", config=FAST, initial_glucose_mg_dl=100.0)
+    fresh.assimilate_cgm(0, 100.0)
+    got = fresh._correction_inputs(3)
+    assert got is not None and got.change_30_min_mg_dl == 0.0 == got.change_60_min_mg_dl, "nothing to compare"
 
 
 # -- on a twin ---------------------------------------------------------------------------------
