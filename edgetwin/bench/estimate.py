@@ -11,8 +11,10 @@ Figures:
 
 * **forecasts** issued every 30 min (after the first 3 h) at 30/60/120 min, each from data up to
   its issue minute, for the known-patient twin and the profile-only twin (the patient's therapy
-  settings; the patient itself is left out of the population it is built from; learned online
-  and re-identified every 24 h), next to persistence and linear extrapolation on the same rows.
+  settings; the patient itself is left out of the population it is built from, and out of the
+  population's forecast-error model its error model starts from, which was fitted on other
+  scenario seeds, see :mod:`edgetwin.bench.error_prior`; learned online and re-identified every
+  24 h), next to persistence and linear extrapolation on the same rows.
   RMSE against the true (subcutaneous) glucose, which is what is forecast, and against the CGM
   readings, which carry the sensor's own unforecastable error (the "floor" row: a perfect
   glucose forecast scored against the readings); 80 % band coverage of the readings.
@@ -220,15 +222,33 @@ def _rmse(e: list[float]) -> float:
     return float(np.sqrt(np.mean(np.square(e)))) if e else math.nan
 
 
+def _profile_twin(i: int, pp: Any, th: Any, hist: Any, config: Any) -> tuple[Any, Any]:
+    """The profile-only twin of cohort patient ``pp`` (its therapy settings, the patient left
+    out of the population) and the nightly personalisation that drives it over ``hist``."""
+    from edgetwin.twin.history import NightlyPersonaliser
+    from edgetwin.twin.prior import profile_prior
+    from edgetwin.twin.twin import BasalSchedule, Twin
+
+    prior = profile_prior(_profile(pp, th), exclude=(pp.name,))
+    twin = Twin(
+        prior,
+        BasalSchedule.constant(round(pp.basal_u_per_h, 2)),
+        basal_mode="delivered",
+        config=config,
+        initial_glucose_mg_dl=_first_reading(hist.cgm_mg_dl),
+        seed=i,
+    )
+    return twin, NightlyPersonaliser(prior, hist)
+
+
 def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any]:
     """Simulate one patient and replay it through both twins (runs in a worker process)."""
     import numba
 
     from edgetwin.twin.filter import FilterConfig
-    from edgetwin.twin.history import NightlyPersonaliser, backtest
+    from edgetwin.twin.history import backtest
     from edgetwin.twin.indices import absorption_half_time_min, insulin_sensitivity_mg_dl_per_u
-    from edgetwin.twin.prior import profile_prior
-    from edgetwin.twin.twin import BasalSchedule, Twin
+    from edgetwin.twin.twin import Twin
 
     i, name, days, seed, particles = job
     numba.set_num_threads(1)
@@ -241,16 +261,7 @@ def _replay_patient(job: tuple[int, str, int, int, int | None]) -> dict[str, Any
     known = Twin.from_patient(pp, basal_mode="delivered", config=config, initial_glucose_mg_dl=g0, seed=i)
     rows_k = backtest(known, hist, EVERY_MIN, HORIZONS, first_issue_min=FIRST_ISSUE_MIN)
 
-    prior = profile_prior(_profile(pp, th), exclude=(name,))
-    prof_twin = Twin(
-        prior,
-        BasalSchedule.constant(round(pp.basal_u_per_h, 2)),
-        basal_mode="delivered",
-        config=config,
-        initial_glucose_mg_dl=g0,
-        seed=i,
-    )
-    nightly = NightlyPersonaliser(prior, hist)
+    prof_twin, nightly = _profile_twin(i, pp, th, hist, config)
     true_isf = float(insulin_sensitivity_mg_dl_per_u(pp.vector()[None, :])[0])
     true_t50 = float(absorption_half_time_min(pp.vector()[None, :])[0])
     recovery: dict[int, tuple[float, bool, float, bool]] = {}

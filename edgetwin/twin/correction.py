@@ -18,12 +18,14 @@ reading arrives, each resolved forecast becomes one training pair here:
   low and when high).
 
 Each horizon has its own ridge regression (sufficient statistics only: an F x F matrix and a
-vector), shrunk towards "no correction", with old pairs forgotten slowly (half-life
-:attr:`MedianCorrector.half_life_days`) because nightly re-personalisation changes the twin
-whose errors are learned. Until a horizon has :attr:`MedianCorrector.min_pairs` pairs, and
-whenever the inputs are missing (no reading in the last 15 minutes), the correction is zero;
-it never exceeds :attr:`MedianCorrector.max_abs_mg_dl`, and it never raises a forecast whose
-median is near a low (:meth:`~edgetwin.twin.forecast.Calibrator.shift`).
+vector), with old pairs forgotten slowly (half-life :attr:`MedianCorrector.half_life_days`)
+because nightly re-personalisation changes the twin whose errors are learned. It is shrunk
+towards its prior coefficients: for a twin that starts from a therapy profile, the error model
+of such twins on the virtual population (:mod:`edgetwin.twin.error_prior`), which is also the
+whole correction until the patient's own pairs are enough; for a known patient, "no
+correction". Whenever the inputs are missing (no reading in the last 15 minutes) the
+correction is zero; it never exceeds :attr:`MedianCorrector.max_abs_mg_dl`, and it never raises
+a forecast whose median is near a low (:meth:`~edgetwin.twin.forecast.Calibrator.shift`).
 
 It corrects the forecast a user sees (``Twin.forecast``, ``edgetwin forecast``/``backtest``,
 the gateway's published forecast). It does not touch the particles, the what-if comparison or
@@ -34,6 +36,7 @@ Measured with ``edgetwin bench estimate`` (the README's "The living twin" quotes
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -131,16 +134,21 @@ class MedianCorrector:
 
     horizons: int
     ridge: float = 300.0
-    """Prior weight of "no correction", in pairs (the intercept's is a tenth of it). Chosen on
-    the cohort bench (profile twins, seed 1, 30-min ratio to persistence): 100 gives 0.636, 300
-    0.633, 1000 0.633 but less at 120 minutes (measured before the glucose-level terms)."""
+    """Prior weight of the prior coefficients, in pairs (the intercept's is a tenth of it). Chosen
+    on the cohort bench (profile twins, seed 1, 30-min ratio to persistence): 100 gives 0.636, 300
+    0.633, 1000 0.633 but less at 120 minutes (measured before the glucose-level terms, with
+    "no correction" as the prior)."""
     min_pairs: int = 48
-    """Pairs a horizon needs before it corrects anything: a day of 30-minute issues, which is
-    also when the first nightly personalisation has run. Measured on the cohort bench (three
-    seeds, profile twins): 12 hours 0.627 / 0.660 / 0.753 at 30 / 60 / 120 min, a day 0.623 /
-    0.656 / 0.751; in the offline replica a day and a half 0.624 and two days 0.628 at 30 min
-    (early coefficients are noisy, and the twin they describe changes at the first
-    personalisation)."""
+    """Pairs a horizon needs before its own data take part, when the prior is "no correction":
+    a day of 30-minute issues, which is also when the first nightly personalisation has run.
+    Measured on the cohort bench (three seeds, profile twins): 12 hours 0.627 / 0.660 / 0.753 at
+    30 / 60 / 120 min, a day 0.623 / 0.656 / 0.751; in the offline replica a day and a half 0.624
+    and two days 0.628 at 30 min (early coefficients are noisy, and the twin they describe
+    changes at the first personalisation)."""
+    min_pairs_with_prior: int = 96
+    """The same with population prior coefficients: two days. Until then the population's error
+    model is the whole correction; in the offline replica (three seeds, 30 min) one day gave
+    0.606, two days 0.604, three days 0.607 and never 0.621 (the patient's own errors matter)."""
     half_life_days: float = 14.0
     """Half-life of a pair's weight (4 or 60 days score within 0.001 of 14 on the bench)."""
     max_abs_mg_dl: float = 40.0
@@ -150,6 +158,8 @@ class MedianCorrector:
     pairs: F64 = field(default_factory=lambda: np.zeros(0))
     last_error: F64 = field(default_factory=lambda: np.zeros(0))
     last_error_minute: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    prior_coef: F64 | None = None
+    """(K, F) coefficients the regressions are shrunk towards (None: no correction)."""
 
     def __post_init__(self) -> None:
         k, f = self.horizons, N_FEATURES
@@ -161,7 +171,16 @@ class MedianCorrector:
             self.last_error_minute = np.full(k, -(10**9), dtype=np.int64)
         if self.ata.shape != (k, f, f) or self.aty.shape != (k, f) or self.pairs.shape != (k,):
             raise ValueError("corrector statistics do not match its horizons and features")
+        if self.prior_coef is not None:
+            self.prior_coef = np.array(self.prior_coef, dtype=np.float64)
+            if self.prior_coef.shape != (k, f) or not np.isfinite(self.prior_coef).all():
+                raise ValueError(f"prior coefficients must be ({k}, {f}) finite numbers")
         self._coef: F64 | None = None
+
+    @property
+    def needed_pairs(self) -> int:
+        """Pairs a horizon needs before its own data take part."""
+        return self.min_pairs if self.prior_coef is None else self.min_pairs_with_prior
 
     @property
     def _forget(self) -> float:
@@ -183,10 +202,11 @@ class MedianCorrector:
         k, f = self.horizons, N_FEATURES
         reg = np.full(f, self.ridge)
         reg[0] = 0.1 * self.ridge
-        out = np.zeros((k, f))
+        prior = np.zeros((k, f)) if self.prior_coef is None else self.prior_coef
+        out = prior.copy()
         for j in range(k):
-            if self.pairs[j] >= self.min_pairs:
-                out[j] = np.linalg.solve(self.ata[j] + np.diag(reg), self.aty[j])
+            if self.pairs[j] >= self.needed_pairs:
+                out[j] = np.linalg.solve(self.ata[j] + np.diag(reg), self.aty[j] + reg * prior[j])
         return out
 
     def correction(self, x: F64) -> F64:
@@ -211,18 +231,14 @@ class MedianCorrector:
         self.pairs[j] = lam * self.pairs[j] + 1.0
 
     def copy(self) -> MedianCorrector:
-        return MedianCorrector(
-            self.horizons,
-            self.ridge,
-            self.min_pairs,
-            self.half_life_days,
-            self.max_abs_mg_dl,
-            self.pairs_per_day,
-            self.ata.copy(),
-            self.aty.copy(),
-            self.pairs.copy(),
-            self.last_error.copy(),
-            self.last_error_minute.copy(),
+        return dataclasses.replace(
+            self,
+            ata=self.ata.copy(),
+            aty=self.aty.copy(),
+            pairs=self.pairs.copy(),
+            last_error=self.last_error.copy(),
+            last_error_minute=self.last_error_minute.copy(),
+            prior_coef=None if self.prior_coef is None else self.prior_coef.copy(),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -232,18 +248,21 @@ class MedianCorrector:
             "pairs": self.pairs.tolist(),
             "last_error": self.last_error.tolist(),
             "last_error_minute": self.last_error_minute.tolist(),
+            "prior_coef": None if self.prior_coef is None else self.prior_coef.ravel().tolist(),
         }
 
     @classmethod
     def from_dict(cls, horizons: int, d: dict[str, object]) -> MedianCorrector:
         """From :meth:`to_dict`. Statistics saved with another feature set (an older release)
-        cannot be reused: the model starts learning again, keeping the latest errors."""
+        cannot be reused: the model starts learning again, keeping the latest errors (and no
+        prior coefficients, which described the old features)."""
         f = N_FEATURES
         if len(d["aty"]) != horizons * f:  # type: ignore[arg-type]
             fresh = cls(horizons)
             fresh.last_error = np.array(d["last_error"], dtype=np.float64)
             fresh.last_error_minute = np.array(d["last_error_minute"], dtype=np.int64)
             return fresh
+        prior = d.get("prior_coef")
         return cls(
             horizons,
             ata=np.array(d["ata"], dtype=np.float64).reshape(horizons, f, f),
@@ -251,4 +270,5 @@ class MedianCorrector:
             pairs=np.array(d["pairs"], dtype=np.float64),
             last_error=np.array(d["last_error"], dtype=np.float64),
             last_error_minute=np.array(d["last_error_minute"], dtype=np.int64),
+            prior_coef=None if prior is None else np.array(prior, dtype=np.float64).reshape(horizons, f),
         )

@@ -385,6 +385,7 @@ class ParticleFilter:
             description=prior.description,
             flux_walk_mg_kg_min_per_sqrt_min=prior.flux_walk_mg_kg_min_per_sqrt_min,
             si_by_part=prior.si_by_part,
+            error_model_coef=prior.error_model_coef,
         )
         self.prior = merged
         idx = idx.astype(np.int64)

@@ -296,6 +296,7 @@ def identify(
         theta_mean=best_theta[keep],
         theta_sd=post_sd,
         description=f"personalised from {days:.1f} days ({prior.description})",
+        error_model_coef=prior.error_model_coef,
     )
     return Identification(
         posterior=posterior,

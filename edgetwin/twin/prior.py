@@ -60,6 +60,7 @@ from edgetwin.model.params import (
     PatientParams,
 )
 from edgetwin.therapy import TherapyProfile
+from edgetwin.twin.error_prior import population_error_coefficients
 from edgetwin.twin.indices import insulin_sensitivity_mg_dl_per_u, steady_states
 from edgetwin.twin.timeofday import N_DAYPARTS
 
@@ -161,6 +162,11 @@ class ParticlePrior:
     """Insulin sensitivity by part of the local day (:mod:`edgetwin.twin.daypart`): log-multipliers
     of every particle's ``insulin_sensitivity`` in parts 00-06, 06-12, 12-18 and 18-24 h; zeros
     (the default) where the data do not support a pattern."""
+    error_model_coef: F64 | None = field(default=None, repr=False, compare=False)
+    """Where the forecast's error model starts for a twin built from this prior: (K, F)
+    coefficients of :class:`~edgetwin.twin.correction.MedianCorrector` (the population's, from
+    :mod:`edgetwin.twin.error_prior`, for a profile prior); None: "no correction". Priors made
+    from this one (personalisation, mixed guts) keep it."""
 
     def __post_init__(self) -> None:
         d = self.donors.size
@@ -222,6 +228,7 @@ def mix_guts(prior: ParticlePrior) -> ParticlePrior:
         flux_walk_mg_kg_min_per_sqrt_min=prior.flux_walk_mg_kg_min_per_sqrt_min,
         mixed_from=prior,
         si_by_part=prior.si_by_part,
+        error_model_coef=prior.error_model_coef,
     )
 
 
@@ -307,7 +314,9 @@ def profile_prior(
 
     ``exclude`` leaves cohort patients out of the donor pool (a benchmark that starts a profile
     twin for a cohort patient must not let that patient donate its own parameters);
-    ``mixed_guts`` pairs every donor's body with every donor's gut (:func:`mix_guts`).
+    ``mixed_guts`` pairs every donor's body with every donor's gut (:func:`mix_guts`). The
+    forecast's error model starts from the population's (:mod:`edgetwin.twin.error_prior`),
+    fitted without the excluded patients too.
     """
     target = _features(
         profile.weight_kg,
@@ -355,5 +364,6 @@ def profile_prior(
         theta_mean=np.zeros(N_THETA),
         theta_sd=np.array(theta_sd, dtype=np.float64),
         description=f"therapy profile ({donors.size} population donors)",
+        error_model_coef=population_error_coefficients(exclude),
     )
     return mix_guts(prior) if mixed_guts and donors.size > 1 else prior

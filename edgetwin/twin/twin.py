@@ -48,7 +48,7 @@ from edgetwin.messages import GLUCOSE_MAX_MG_DL, CgmReading
 from edgetwin.model.cohort import load_patient
 from edgetwin.model.params import PatientParams
 from edgetwin.therapy import TherapyProfile
-from edgetwin.twin.correction import LOOKBACK_MIN, CorrectionInputs, by_window
+from edgetwin.twin.correction import LOOKBACK_MIN, CorrectionInputs, MedianCorrector, by_window
 from edgetwin.twin.ensemble import InputPlan, TwinEnsemble, run_members
 from edgetwin.twin.events import BasalMode, EventLog
 from edgetwin.twin.filter import Assimilation, FilterConfig, FilterState, ParticleFilter
@@ -184,7 +184,9 @@ class Twin:
         )
         self._done = self.start_minute - 1
         self._now = self.start_minute
-        self._cal = Calibrator()
+        self._cal = Calibrator(
+            median=MedianCorrector(len(CALIBRATION_HORIZONS), prior_coef=prior.error_model_coef)
+        )
         self._snapshots: dict[int, tuple[FilterState, Calibrator]] = {
             self._done: (self._state.copy(), self._cal.copy())
         }
@@ -799,6 +801,12 @@ class Twin:
         out["correction_pairs"] = [round(float(n), 1) for n in self._cal.median.pairs]
         return out
 
+    def error_model(self) -> MedianCorrector:
+        """A copy of the forecast's error model as learned so far (its sufficient statistics,
+        what :mod:`edgetwin.bench.error_prior` pools over the virtual population)."""
+        self._sync()
+        return self._cal.median.copy()
+
     def reading_was_outlier(self, minute: int) -> bool:
         """Whether the reading at ``minute`` (within the replay window) was judged an outlier."""
         self._sync()
@@ -958,6 +966,7 @@ def _pack_prior(prior: ParticlePrior) -> dict[str, Any]:
         "flux_walk": base.flux_walk_mg_kg_min_per_sqrt_min,
         "mixed_guts": prior.mixed_from is not None,
         "si_by_part": _pack(prior.si_by_part),
+        "error_model_coef": None if prior.error_model_coef is None else _pack(prior.error_model_coef),
     }
 
 
@@ -971,5 +980,7 @@ def _unpack_prior(pr: dict[str, Any]) -> ParticlePrior:
         flux_walk_mg_kg_min_per_sqrt_min=float(pr["flux_walk"]),
         # Checkpoints before insulin sensitivity by time of day (2026-12) have no pattern.
         si_by_part=_unpack(pr["si_by_part"]) if "si_by_part" in pr else np.zeros(N_DAYPARTS),
+        # Checkpoints before the population error model (2026-12) have none.
+        error_model_coef=_unpack(pr["error_model_coef"]) if pr.get("error_model_coef") is not None else None,
     )
     return mix_guts(prior) if pr.get("mixed_guts") else prior
