@@ -799,6 +799,7 @@ class Twin:
         out["calibration_high"] = self._cal.high.tolist()
         out["calibration_resolved"] = self._cal.resolved
         out["correction_pairs"] = [round(float(n), 1) for n in self._cal.median.pairs]
+        out["correction_prior"] = "none" if self._cal.median.prior_coef is None else "population"
         return out
 
     def error_model(self) -> MedianCorrector:

@@ -164,6 +164,8 @@ def test_a_profile_twin_corrects_from_its_first_forecast_and_a_known_twin_does_n
         feed(twin, day.history, 0, end)
     assert np.abs(profile_twin.forecast(120).correction_mg_dl).max() > 0.5
     assert not known.forecast(120).correction_mg_dl.any(), "a known twin learns its own first"
+    assert profile_twin.diagnostics()["correction_prior"] == "population"
+    assert known.diagnostics()["correction_prior"] == "none"
     restored = Twin.restore(profile_twin.checkpoint())
     np.testing.assert_array_equal(restored.forecast(120).p50_mg_dl, profile_twin.forecast(120).p50_mg_dl)
     # A twin started from a personalised prior (`edgetwin forecast --profile` on a long history)
