@@ -143,16 +143,14 @@ class MedianCorrector:
     no part in choosing it, 0.617 against 0.620 at 30 min. 100 scored like 30 with the prior and
     0.621 without it."""
     min_pairs: int = 48
-    """Pairs a horizon needs before its own data take part, when the prior is "no correction":
-    a day of 30-minute issues, which is also when the first nightly personalisation has run.
-    Measured on the cohort bench (three seeds, profile twins): 12 hours 0.627 / 0.660 / 0.753 at
-    30 / 60 / 120 min, a day 0.623 / 0.656 / 0.751; in the offline replica a day and a half 0.624
-    and two days 0.628 at 30 min (early coefficients are noisy, and the twin they describe
-    changes at the first personalisation)."""
-    min_pairs_with_prior: int = 96
-    """The same with population prior coefficients: two days. Until then the population's error
-    model is the whole correction; in the offline replica (three seeds, 30 min) one day gave
-    0.606, two days 0.604, three days 0.607 and never 0.621 (the patient's own errors matter)."""
+    """Pairs a horizon needs before its own data take part; until then its prior coefficients
+    are the correction: the population's for a profile twin, none for a known patient. A day of
+    30-minute issues, which is also when the first nightly personalisation has run. Without a
+    prior, measured on the cohort bench (three seeds, profile twins): 12 hours 0.627 / 0.660 /
+    0.753 at 30 / 60 / 120 min, a day 0.623 / 0.656 / 0.751. With the population prior and the
+    per-feature ridge, in the offline replica (30 min, seeds 1-3 and held-out seeds 4-6): half a
+    day 0.601 and 0.616, three quarters 0.599 and 0.613, a day 0.599 and 0.612, two days 0.601
+    and 0.617, three 0.606 and 0.622 (60 and 120 min agree)."""
     half_life_days: float = 14.0
     """Half-life of a pair's weight (4 or 60 days score within 0.001 of 14 on the bench)."""
     max_abs_mg_dl: float = 40.0
@@ -182,11 +180,6 @@ class MedianCorrector:
         self._coef: F64 | None = None
 
     @property
-    def needed_pairs(self) -> int:
-        """Pairs a horizon needs before its own data take part."""
-        return self.min_pairs if self.prior_coef is None else self.min_pairs_with_prior
-
-    @property
     def _forget(self) -> float:
         return 0.5 ** (1.0 / (self.half_life_days * self.pairs_per_day))
 
@@ -207,7 +200,7 @@ class MedianCorrector:
         prior = np.zeros((k, f)) if self.prior_coef is None else self.prior_coef
         out = prior.copy()
         for j in range(k):
-            if self.pairs[j] >= self.needed_pairs:
+            if self.pairs[j] >= self.min_pairs:
                 reg = self.ridge * np.maximum(np.diag(self.ata[j]) / self.pairs[j], 1.0)
                 reg[0] = 0.1 * self.ridge
                 out[j] = np.linalg.solve(self.ata[j] + np.diag(reg), self.aty[j] + reg * prior[j])

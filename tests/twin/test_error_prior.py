@@ -116,7 +116,7 @@ def test_the_prior_is_the_correction_until_the_patients_own_pairs_take_over() ->
     x = rows(rng, 3000)
     assert mc.correction(x[:K]) == pytest.approx(np.full(K, 8.0)), "before any pair"
     i = 0
-    while mc.pairs[0] < mc.needed_pairs:  # this patient's run 8 mg/dL high instead
+    while mc.pairs[0] < mc.min_pairs:  # this patient's run 8 mg/dL high instead
         assert mc.correction(x[:K])[0] == pytest.approx(8.0), "too few of its own pairs yet"
         mc.learn(0, x[i], -8.0, minute=30 * i)
         i += 1
@@ -139,7 +139,7 @@ def test_the_prior_survives_copies_and_checkpoints_and_old_checkpoints_have_none
     old = mc.to_dict()
     del old["prior_coef"]
     restored = MedianCorrector.from_dict(K, old)
-    assert restored.prior_coef is None and restored.needed_pairs == restored.min_pairs
+    assert restored.prior_coef is None
     with pytest.raises(ValueError, match="prior coefficients"):
         MedianCorrector(K, prior_coef=np.zeros((K, 3)))
 
