@@ -3,9 +3,9 @@
 A twin that starts from a therapy profile forecasts with donors' physiology, and its errors
 repeat in ways that are much alike from patient to patient (a donor's meal peaks earlier or later
 than a real one, the snacks nobody logs push glucose up). The per-patient error model
-(:class:`~edgetwin.twin.correction.MedianCorrector`) needs a couple of days of the patient's own
-forecasts before it can learn them; until then, and as the prior its regressions are shrunk
-towards, it uses the error model of profile twins on the virtual population: coefficients per
+(:class:`~edgetwin.twin.correction.MedianCorrector`) needs a day of the patient's own forecasts
+before it can learn them; until then, and as the prior its regressions are shrunk towards, it
+uses the error model of profile twins on the virtual population: coefficients per
 calibration horizon and feature, fitted by ``python -m edgetwin.bench.error_prior`` on cohort
 scenarios that the benchmark does not use, and shipped as ``edgetwin/data/forecast_error_prior.json``.
 
